@@ -1,0 +1,1 @@
+//! One module per `edgewatch` subcommand; `main.rs` only parses and dispatches.

@@ -1,0 +1,3 @@
+//! IoT Hub service client. Knows nothing of Kubernetes.
+
+pub mod sas;

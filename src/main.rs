@@ -1,0 +1,22 @@
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// Watch Azure IoT Edge devices and report their health as Kubernetes conditions.
+#[derive(Parser)]
+#[command(name = "edgewatch", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {}
+
+fn main() -> ExitCode {
+    let Some(command) = Cli::parse().command else {
+        let _ = Cli::command().print_help();
+        return ExitCode::from(2);
+    };
+    match command {}
+}
