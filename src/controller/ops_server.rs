@@ -26,6 +26,10 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A flag the controller sets once it runs with synced caches; `/readyz` reads it.
+///
+/// Set it on standby replicas too (running, not holding the Lease): a rolling update
+/// waits for the new pod to be ready before stopping the old leader, so a standby that
+/// reported not ready would block every rollout.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness(Arc<AtomicBool>);
 
