@@ -782,6 +782,21 @@ fn per_rule_overrides_disable_retime_and_rewrite() {
     );
 }
 
+#[test]
+fn disabling_every_alert_renders_no_empty_rule() {
+    let defaults = render(&[], &["prometheusRule.enabled=true"]);
+    let names: Vec<String> = alerts(&defaults).into_iter().map(|a| a.name).collect();
+    let sets: Vec<String> = std::iter::once("prometheusRule.enabled=true".to_owned())
+        .chain(
+            names
+                .iter()
+                .map(|n| format!("prometheusRule.rules.{n}.enabled=false")),
+        )
+        .collect();
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    assert!(of_kind(&render(&[], &sets), "PrometheusRule").is_empty());
+}
+
 // --- kube-state-metrics ------------------------------------------------------------------
 
 fn crd_schema_has_path(crd: &Value, path: &[&str]) -> bool {
@@ -838,6 +853,72 @@ async fn kube_state_metrics_config_reads_fields_the_crd_has() {
             for field in ["type", "status", "reason"] {
                 assert!(!items[field].is_null(), "conditions[] has no {field}");
             }
+        }
+    }
+}
+
+// --- Every rendered object is a well-formed Kubernetes object ----------------------------
+
+/// Parses `doc` as the typed k8s-openapi object and serialises it back: a field name the
+/// API does not know is dropped by the typed parse, a wrong type fails it. Without
+/// kubeconform, this is the check that the chart writes real Kubernetes fields.
+fn round_trip<K>(doc: &Value) -> Value
+where
+    K: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let typed: K = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("{} {}: {e}", doc["kind"], doc["metadata"]["name"]));
+    serde_json::to_value(typed).unwrap()
+}
+
+#[test]
+fn rendered_objects_only_use_fields_the_kubernetes_api_knows() {
+    use k8s_openapi::api::{apps, core, networking, rbac};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+    let crd_text = std::fs::read_to_string(
+        repo()
+            .join(CHART)
+            .join("crds/edgewatch.dev_edgedevicewatches.yaml"),
+    )
+    .unwrap();
+    let crd: Value = serde_saphyr::from_str(&crd_text).unwrap();
+    let mut value_files: Vec<Option<String>> = std::fs::read_dir(repo().join(CHART).join("ci"))
+        .unwrap()
+        .map(|entry| {
+            Some(format!(
+                "ci/{}",
+                entry.unwrap().file_name().to_string_lossy()
+            ))
+        })
+        .collect();
+    value_files.push(None);
+    assert!(value_files.len() >= 5);
+    for file in &value_files {
+        let values: Vec<&str> = file.iter().map(String::as_str).collect();
+        let mut docs = render(&values, &[]);
+        docs.push(crd.clone());
+        for doc in &docs {
+            let back = match doc["kind"].as_str().unwrap() {
+                "Deployment" => round_trip::<apps::v1::Deployment>(doc),
+                "Service" => round_trip::<core::v1::Service>(doc),
+                "ServiceAccount" => round_trip::<core::v1::ServiceAccount>(doc),
+                "ConfigMap" => round_trip::<core::v1::ConfigMap>(doc),
+                "Role" => round_trip::<rbac::v1::Role>(doc),
+                "RoleBinding" => round_trip::<rbac::v1::RoleBinding>(doc),
+                "ClusterRole" => round_trip::<rbac::v1::ClusterRole>(doc),
+                "ClusterRoleBinding" => round_trip::<rbac::v1::ClusterRoleBinding>(doc),
+                "NetworkPolicy" => round_trip::<networking::v1::NetworkPolicy>(doc),
+                "CustomResourceDefinition" => round_trip::<CustomResourceDefinition>(doc),
+                // prometheus-operator kinds have no types here; their shape is checked above.
+                "ServiceMonitor" | "PrometheusRule" => doc.clone(),
+                other => panic!("{values:?}: the chart renders an unexpected kind {other}"),
+            };
+            assert_eq!(
+                &back, doc,
+                "{values:?}: {} {} has fields Kubernetes does not know",
+                doc["kind"], doc["metadata"]["name"]
+            );
         }
     }
 }
