@@ -67,6 +67,18 @@ async fn ten_times_the_rate_is_spread_out_and_never_exceeds_the_limit() {
         limit.period,
         limit.requests
     );
+    let achieved = (demand - 1) as f64
+        / (arrivals
+            .iter()
+            .max()
+            .unwrap()
+            .duration_since(*arrivals.iter().min().unwrap()))
+        .as_secs_f64();
+    eprintln!(
+        "pacing: {demand} requests, busiest {:?} window {busiest}, achieved {achieved:.1}/s for a limit of {:.1}/s",
+        limit.period,
+        limit.requests.get() as f64 / limit.period.as_secs_f64()
+    );
     let minimum = limit.interval() * (demand as u32 - 1);
     assert!(
         elapsed >= minimum.mul_f64(0.95),

@@ -517,6 +517,15 @@ mod tests {
     }
 
     #[test]
+    fn expires_in_is_read_as_number_or_string_and_must_be_positive() {
+        assert_eq!(expires_in_seconds(&serde_json::json!(3599)), Some(3599));
+        assert_eq!(expires_in_seconds(&serde_json::json!("3599")), Some(3599));
+        assert_eq!(expires_in_seconds(&serde_json::json!(0)), None);
+        assert_eq!(expires_in_seconds(&serde_json::json!(-5)), None);
+        assert_eq!(expires_in_seconds(&serde_json::Value::Null), None);
+    }
+
+    #[test]
     fn cached_tokens_renew_before_expiry() {
         let now = Timestamp::from_second(1_000_000).unwrap();
         let t = CachedToken::new(

@@ -218,8 +218,24 @@ impl IotHubClient {
 
     /// One paced, authorized HTTP exchange.
     async fn attempt(&self, call: &Call<'_>) -> Result<RawResponse, IotHubError> {
+        let _slot = self.inner.pacer.admit(call.operation).await;
+        let request = self.build_request(call).await?;
+        let started = Instant::now();
+        let result = match request.send().await {
+            Ok(response) => self.read_response(call, response).await,
+            Err(e) => Err(transport_error(call.operation, &e)),
+        };
+        let latency = started.elapsed();
+        self.report_attempt(call, &result, latency);
+        result.map(|mut r| {
+            r.latency = latency;
+            r
+        })
+    }
+
+    /// The request with URL, current authorization (marked sensitive), headers, body and timeout.
+    async fn build_request(&self, call: &Call<'_>) -> Result<reqwest::RequestBuilder, IotHubError> {
         let inner = &self.inner;
-        let _slot = inner.pacer.admit(call.operation).await;
         let authorization = inner.auth.header(&inner.http).await?;
         let mut auth_value = HeaderValue::from_str(authorization.expose()).map_err(|_| {
             IotHubError::new(
@@ -246,39 +262,39 @@ impl IotHubClient {
         if let Some(body) = &call.body {
             request = request.json(body);
         }
-        let started = Instant::now();
-        let result = match request.send().await {
-            Ok(response) => self.read_response(call, response).await,
-            Err(e) => Err(transport_error(call.operation, &e)),
-        };
-        let latency = started.elapsed();
-        let outcome = match &result {
+        Ok(request)
+    }
+
+    /// Metrics hooks and a debug log line for one attempt.
+    fn report_attempt(
+        &self,
+        call: &Call<'_>,
+        result: &Result<RawResponse, IotHubError>,
+        latency: Duration,
+    ) {
+        let inner = &self.inner;
+        let outcome = match result {
             Ok(_) => "ok",
             Err(e) => e.kind().as_str(),
         };
         inner
             .observer
             .request_finished(&inner.hub, call.operation, outcome, latency);
-        if let Err(e) = &result {
-            if e.kind() == ErrorKind::Throttled {
-                inner.observer.throttled(&inner.hub, call.operation);
-            }
-            tracing::debug!(
-                operation = %call.operation,
-                device = call.device,
-                module = call.module,
-                kind = %e.kind(),
-                status = e.status(),
-                error_code = e.error_code(),
-                tracking_id = e.tracking_id(),
-                latency_ms = latency.as_millis() as u64,
-                "IoT Hub attempt failed"
-            );
+        let Err(e) = result else { return };
+        if e.kind() == ErrorKind::Throttled {
+            inner.observer.throttled(&inner.hub, call.operation);
         }
-        result.map(|mut r| {
-            r.latency = latency;
-            r
-        })
+        tracing::debug!(
+            operation = %call.operation,
+            device = call.device,
+            module = call.module,
+            kind = %e.kind(),
+            status = e.status(),
+            error_code = e.error_code(),
+            tracking_id = e.tracking_id(),
+            latency_ms = latency.as_millis() as u64,
+            "IoT Hub attempt failed"
+        );
     }
 
     async fn read_response(

@@ -216,32 +216,34 @@ impl IotHubError {
         }
     }
 
-    pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+    // Builders, public so fakes in other parts' tests can produce realistic errors.
+
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
         self.retry_after = retry_after;
         self
     }
 
-    pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
         self.attempts = attempts;
         self
     }
 
-    pub(crate) fn with_name(mut self, name: impl Into<String>) -> Self {
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.error_name = Some(name.into());
         self
     }
 
-    pub(crate) fn with_status(mut self, status: u16) -> Self {
+    pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
         self
     }
 
-    pub(crate) fn with_code(mut self, code: u32) -> Self {
+    pub fn with_code(mut self, code: u32) -> Self {
         self.error_code = Some(code);
         self
     }
 
-    pub(crate) fn with_tracking_id(mut self, tracking_id: Option<String>) -> Self {
+    pub fn with_tracking_id(mut self, tracking_id: Option<String>) -> Self {
         self.tracking_id = tracking_id;
         self
     }
