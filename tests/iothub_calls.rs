@@ -499,3 +499,90 @@ fn configurations_that_cannot_work_are_refused() {
 
     assert!(build(ClientConfig::new(HUB)).is_ok());
 }
+
+#[tokio::test]
+async fn a_method_is_retried_only_when_it_cannot_have_reached_the_device() {
+    // 5xx after sending: not retried (the device may have run the method).
+    let server =
+        TestServer::http(|_, _| Reply::hub_error_json(500, 500001, "server error", "trk-500"))
+            .await;
+    let client = sas_client(config_for(&server));
+    let request = MethodRequest::new(
+        "RestartModule",
+        json!({"schemaVersion": "1.0", "id": "tempSensor"}),
+    );
+    let err = client
+        .invoke_module_method("gw", "$edgeAgent", request.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Server);
+    assert_eq!(server.requests().len(), 1);
+
+    // Nothing listening: the connection never opened, so retrying is safe.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut config = edgewatch::iothub::ClientConfig::new(HUB);
+    config.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    config.retry.base_delay = Duration::from_millis(1);
+    config.retry.max_delay = Duration::from_millis(5);
+    config.retry.max_attempts = 3;
+    let err = sas_client(config)
+        .invoke_module_method("gw", "$edgeAgent", request)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection);
+    assert!(err.was_unsent());
+    assert_eq!(err.attempts(), 3);
+}
+
+#[tokio::test]
+async fn rejected_requests_are_typed_and_not_retried() {
+    let server = TestServer::http(|r, _| {
+        if r.path == "/devices/query" {
+            Reply::hub_error_json(400, 400004, "Syntax error in query", "trk-400")
+        } else {
+            Reply::hub_error(
+                403,
+                "IotHubQuotaExceeded",
+                "Total number of messages exceeded",
+                "trk-403",
+            )
+        }
+    })
+    .await;
+    let client = sas_client(config_for(&server));
+    let bad_query = client
+        .query_page::<Value>("SELECT * FROM nowhere WHERE", None)
+        .await
+        .unwrap_err();
+    assert_eq!(bad_query.kind(), ErrorKind::Rejected);
+    assert_eq!(bad_query.error_code(), Some(400004));
+    let quota = client.get_device_twin::<Value>("gw").await.unwrap_err();
+    assert_eq!(quota.kind(), ErrorKind::Rejected);
+    assert_eq!(quota.error_code(), Some(403002));
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn method_answers_with_unknown_fields_or_no_body_are_handled() {
+    let server = TestServer::http(|_, index| match index {
+        0 => Reply::json(
+            200,
+            json!({"status": 200, "payload": {"ok": true}, "extra": "ignored"}),
+        ),
+        _ => Reply::raw(200, ""),
+    })
+    .await;
+    let client = sas_client(config_for(&server));
+    let answer = client
+        .invoke_module_method("gw", "custom", MethodRequest::new("echo", json!({"n": 1})))
+        .await
+        .unwrap();
+    assert_eq!(answer.payload, json!({"ok": true}));
+    let err = client
+        .ping_edge_agent("gw", Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadResponse);
+}

@@ -422,7 +422,12 @@ pub(crate) fn transport_error(operation: Operation, e: &reqwest::Error) -> IotHu
         message.push_str(&s.to_string());
         source = s.source();
     }
-    IotHubError::new(kind, operation, message)
+    let error = IotHubError::new(kind, operation, message);
+    if e.is_connect() {
+        error.unsent()
+    } else {
+        error
+    }
 }
 
 #[cfg(test)]

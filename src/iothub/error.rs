@@ -135,6 +135,8 @@ pub struct IotHubError {
     message: String,
     retry_after: Option<Duration>,
     attempts: u32,
+    /// The failure happened before the request left (connect/TLS), so repeating it is always safe.
+    unsent: bool,
 }
 
 impl std::error::Error for IotHubError {}
@@ -181,6 +183,7 @@ impl IotHubError {
             message: message.into(),
             retry_after: None,
             attempts: 1,
+            unsent: false,
         }
     }
 
@@ -213,6 +216,7 @@ impl IotHubError {
             message: parsed.message,
             retry_after: None,
             attempts: 1,
+            unsent: false,
         }
     }
 
@@ -230,6 +234,11 @@ impl IotHubError {
 
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.error_name = Some(name.into());
+        self
+    }
+
+    pub(crate) fn unsent(mut self) -> Self {
+        self.unsent = true;
         self
     }
 
@@ -281,6 +290,11 @@ impl IotHubError {
     /// How many HTTP attempts were made before giving up.
     pub fn attempts(&self) -> u32 {
         self.attempts
+    }
+
+    /// Whether the request provably never reached the hub (connection or TLS set-up failed).
+    pub fn was_unsent(&self) -> bool {
+        self.unsent
     }
 
     /// Whether trying again later may succeed without anything changing on our side.

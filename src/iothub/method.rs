@@ -97,8 +97,9 @@ pub struct MethodResponse {
 impl IotHubClient {
     /// `POST /twins/{device}/modules/{module}/methods`.
     ///
-    /// Only throttling (429, the hub refused before delivering) is retried: the call is
-    /// not idempotent in general, and 404103/504101 are answers about the device.
+    /// Only failures where the call cannot have reached the device are retried: 429 (the
+    /// hub refused it) and connection set-up errors. A method call is not idempotent in
+    /// general, and 404103/504101 are answers about the device.
     pub async fn invoke_module_method(
         &self,
         device: &str,
@@ -152,7 +153,7 @@ impl IotHubClient {
             timeout: Some(request.client_timeout()),
             device,
             module: Some(module),
-            retryable: |e| e.kind() == ErrorKind::Throttled,
+            retryable: |e| e.kind() == ErrorKind::Throttled || e.was_unsent(),
         };
         let response = self.execute(&call).await?;
         let answer = parse_json(operation, &response.body)?;
