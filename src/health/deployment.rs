@@ -276,8 +276,8 @@ fn summarise(agent: &EdgeAgentTwin, drift: &[DriftItem]) -> DeviceCondition {
     let rest = drift.len() - 1;
     if rest > 0 {
         message.push_str(&format!(
-            "; {} more",
-            count(rest, "difference", "differences")
+            "; {}",
+            count(rest, "more difference", "more differences")
         ));
     }
     let status = if worst.reason == Reason::DeploymentInProgress {
