@@ -21,6 +21,11 @@ pub enum PingOutcome {
 
 pub(crate) fn reachability(ping: &PingOutcome) -> DeviceCondition {
     let (status, reason, message) = match ping {
+        PingOutcome::Responded { latency_ms: 0 } => (
+            ConditionStatus::True,
+            Reason::AgentResponded,
+            "$edgeAgent answered ping".to_owned(),
+        ),
         PingOutcome::Responded { latency_ms } => (
             ConditionStatus::True,
             Reason::AgentResponded,
