@@ -257,3 +257,27 @@ fn bad_flags_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn documented_json_example_is_what_the_binary_prints() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/evaluate.md"))
+            .expect("docs/evaluate.md");
+    let section = doc
+        .split("## Example: the real")
+        .nth(1)
+        .expect("example section");
+    let block = section.split("```json\n").nth(1).expect("json block");
+    let documented: serde_json::Value =
+        serde_json::from_str(block.split("\n```").next().unwrap()).expect("example is JSON");
+    let out = run(with(
+        agent_args("edgeAgent-module-twin-full_linux2_iotedge.json"),
+        &["--now", NOW, "-o", "json"],
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        printed, documented,
+        "regenerate the example in docs/evaluate.md"
+    );
+}

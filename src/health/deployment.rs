@@ -32,7 +32,10 @@ pub(crate) fn judge(
             return (unknown(Reason::NoReportedState, message), Vec::new());
         }
         AgentState::NotRunning => {
-            let message = super::agent_not_running_message(agent);
+            let message = super::agent_not_running_message(
+                agent,
+                "whether the deployment is applied is unknown",
+            );
             return (unknown(Reason::AgentNotRunning, message), Vec::new());
         }
         AgentState::Reporting => {}

@@ -126,7 +126,8 @@ fn no_reported_state_message(agent: &EdgeAgentTwin) -> String {
     )
 }
 
-fn agent_not_running_message(agent: &EdgeAgentTwin) -> String {
+/// `unknown` names what the 406 leaves unknown for the aspect at hand.
+fn agent_not_running_message(agent: &EdgeAgentTwin, unknown: &str) -> String {
     let description = agent
         .last_desired_status
         .as_ref()
@@ -138,7 +139,7 @@ fn agent_not_running_message(agent: &EdgeAgentTwin) -> String {
         .last_updated
         .and_then(TwinTime::timestamp)
         .map_or(String::new(), |t| format!(" since {t}"));
-    format!("$edgeAgent reports code 406 ({description}){since}: module states are unknown")
+    format!("$edgeAgent reports code 406 ({description}){since}: {unknown}")
 }
 
 fn disconnected_clients(hub: Option<&EdgeHubTwin>) -> Vec<ClientReport> {

@@ -256,7 +256,7 @@ fn summarise(
                 ConditionType::ModulesHealthy,
                 ConditionStatus::Unknown,
                 Reason::AgentNotRunning,
-                super::agent_not_running_message(agent),
+                super::agent_not_running_message(agent, "module states are unknown"),
             );
         }
         AgentState::Reporting => {}
