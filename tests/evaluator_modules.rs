@@ -408,3 +408,13 @@ fn ready_reports_the_module_reason() {
     let r = report(&fixture(FAILED_AGENT), responded());
     assert_eq!(cond(&r, Ready), (False, Reason::ModuleFailed));
 }
+
+#[test]
+fn memory_has_a_json_schema_for_the_crd_status() {
+    let schema = serde_json::to_value(schemars::schema_for!(DeviceMemory)).unwrap();
+    let text = schema.to_string();
+    assert!(
+        text.contains("restarts") && text.contains("lastRestart"),
+        "{text}"
+    );
+}

@@ -161,42 +161,41 @@ fn verdict(s: &Subject<'_>, state: AgentState, looping: Option<usize>) -> (Reaso
         && reported
             .exit_code
             .is_some_and(|code| DELIBERATE_STOP_EXIT_CODES.contains(&code));
-    match runtime {
-        RuntimeStatus::Failed | RuntimeStatus::Dead if deliberate_stop => (
+    match (runtime, looping) {
+        (RuntimeStatus::Failed | RuntimeStatus::Dead, _) if deliberate_stop => (
             Reason::AllModulesHealthy,
             format!("module {name} is stopped as desired ({runtime}{exit})"),
         ),
-        RuntimeStatus::Failed => (Reason::ModuleFailed, format!("module {name} failed{exit}")),
-        RuntimeStatus::Dead => (Reason::ModuleFailed, format!("module {name} is dead{exit}")),
-        _ if looping.is_some() => (
+        (RuntimeStatus::Failed, _) => (Reason::ModuleFailed, format!("module {name} failed{exit}")),
+        (RuntimeStatus::Dead, _) => (Reason::ModuleFailed, format!("module {name} is dead{exit}")),
+        (_, Some(restarts)) => (
             Reason::RestartLoop,
             format!(
-                "module {name} restarted {} times within the restart-loop window (now {runtime}{exit}, last restart {})",
-                looping.unwrap_or_default(),
+                "module {name} restarted {restarts} times within the restart-loop window (now {runtime}{exit}, last restart {})",
                 twin_time(reported.last_restart_time),
             ),
         ),
-        RuntimeStatus::Backoff => (
+        (RuntimeStatus::Backoff, None) => (
             Reason::ModuleBackoff,
             format!("module {name} is in backoff, waiting to be restarted{exit}"),
         ),
-        RuntimeStatus::Unhealthy => (
+        (RuntimeStatus::Unhealthy, None) => (
             Reason::ModuleUnhealthy,
             format!("module {name} is unhealthy{exit}"),
         ),
-        RuntimeStatus::Stopped if s.wanted == Wanted::Running => (
+        (RuntimeStatus::Stopped, None) if s.wanted == Wanted::Running => (
             Reason::ModuleStopped,
             format!("module {name} is stopped but the deployment wants it running{exit}"),
         ),
-        RuntimeStatus::Running if s.wanted == Wanted::Stopped => (
+        (RuntimeStatus::Running, None) if s.wanted == Wanted::Stopped => (
             Reason::ModuleNotStopped,
             format!("module {name} is running but the deployment wants it stopped"),
         ),
-        RuntimeStatus::Running | RuntimeStatus::Stopped => (
+        (RuntimeStatus::Running | RuntimeStatus::Stopped, None) => (
             Reason::AllModulesHealthy,
             format!("module {name} is {runtime} as desired"),
         ),
-        RuntimeStatus::Unknown | RuntimeStatus::Other(_) => (
+        (RuntimeStatus::Unknown | RuntimeStatus::Other(_), None) => (
             Reason::ModuleStatusUnknown,
             format!("module {name} reports runtimeStatus {runtime}"),
         ),
