@@ -234,3 +234,11 @@ fn same_twin_from_str_slice_and_value() {
     assert_eq!(a, b);
     assert_eq!(b, c);
 }
+
+#[test]
+fn module_twin_can_drop_keys_it_will_not_compare() {
+    let mut twin = ModuleTwin::from_slice(&bytes(TEMP_SENSOR)).unwrap();
+    twin.retain_keys(|key| key == "SendInterval");
+    let keys: Vec<&str> = twin.desired_properties.keys().collect();
+    assert_eq!(keys, ["SendInterval"]);
+}
