@@ -11,12 +11,17 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Judge one device from twin files (exit 0 Ready, 1 not Ready, 2 bad input).
+    Evaluate(edgewatch::cli::evaluate::EvaluateArgs),
+}
 
 fn main() -> ExitCode {
     let Some(command) = Cli::parse().command else {
         let _ = Cli::command().print_help();
         return ExitCode::from(2);
     };
-    match command {}
+    match command {
+        Command::Evaluate(args) => edgewatch::cli::evaluate::run(&args),
+    }
 }
