@@ -21,6 +21,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::health::report::ConditionStatus;
+use crate::iothub::{Operation, RequestObserver};
 
 /// Condition statuses in the order they are exported; exactly one of them is 1.
 const STATUSES: [ConditionStatus; 3] = [
@@ -673,6 +674,21 @@ impl Metrics {
     }
 }
 
+/// The IoT Hub client reports each attempt here, so `edgewatch_iothub_*` needs no glue.
+impl RequestObserver for Metrics {
+    fn request_finished(&self, hub: &str, operation: Operation, outcome: &str, latency: Duration) {
+        self.iothub_request(hub, operation.as_str(), outcome, latency);
+    }
+
+    fn throttled(&self, hub: &str, operation: Operation) {
+        self.iothub_throttled(hub, operation.as_str());
+    }
+
+    fn retried(&self, hub: &str, operation: Operation) {
+        self.iothub_retried(hub, operation.as_str());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -920,6 +936,26 @@ mod tests {
             value_of(&text, &format!("edgewatch_iothub_retries_total{{{op}}}")).unwrap(),
             "1"
         );
+    }
+
+    #[test]
+    fn iothub_client_observer_feeds_the_same_series() {
+        let m = Metrics::new(true);
+        let observer: &dyn RequestObserver = &m;
+        let hub = "h.azure-devices.net";
+        observer.request_finished(hub, Operation::InvokeMethod, "ok", Duration::from_millis(8));
+        observer.throttled(hub, Operation::GetModuleTwin);
+        observer.retried(hub, Operation::GetModuleTwin);
+        let text = m.encode();
+        assert!(text.contains(&format!(
+            r#"edgewatch_iothub_requests_total{{hub="{hub}",operation="invoke_method",outcome="ok"}} 1"#
+        )));
+        assert!(text.contains(&format!(
+            r#"edgewatch_iothub_throttled_total{{hub="{hub}",operation="get_module_twin"}} 1"#
+        )));
+        assert!(text.contains(&format!(
+            r#"edgewatch_iothub_retries_total{{hub="{hub}",operation="get_module_twin"}} 1"#
+        )));
     }
 
     #[test]
