@@ -167,16 +167,32 @@ fn deployment_has_probes_downward_api_and_resources() {
     let args = args(&docs);
     assert_eq!(args[0], "run");
     for expected in [
-        "--log-level=info",
         "--log-format=json",
         "--metrics-address=0.0.0.0:8080",
         "--concurrency=4",
+        "--max-device-entries=100",
+        "--leader-election=true",
         "--lease-name=edgewatch",
+        "--lease-duration=15s",
     ] {
         assert!(args.contains(&expected), "{expected} missing from {args:?}");
     }
     assert!(!args.contains(&"--no-module-metrics"));
-    assert!(!args.iter().any(|a| a.starts_with("--namespaces")));
+    assert!(!args.iter().any(|a| a.starts_with("--namespace")));
+    assert_eq!(env_value(c, "RUST_LOG"), "info,kube=warn");
+    let strategy = &deployment["spec"]["strategy"];
+    assert_eq!(strategy["type"], "RollingUpdate");
+    assert_eq!(strategy["rollingUpdate"]["maxUnavailable"], 0);
+}
+
+fn env_value<'a>(container: &'a Value, name: &str) -> &'a str {
+    container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+        .unwrap_or_else(|| panic!("{name} missing"))
 }
 
 #[test]
@@ -184,15 +200,39 @@ fn operator_flags_follow_values() {
     let docs = render(&["ci/all-features-values.yaml"], &[]);
     let args = args(&docs);
     for expected in [
-        "--log-level=edgewatch=debug,kube=info",
         "--log-format=text",
         "--concurrency=8",
+        "--max-device-entries=50",
         "--lease-name=edgewatch-leader",
+        "--lease-duration=30s",
         "--no-module-metrics",
-        "--namespaces=iot-plant-a,iot-plant-b",
+        "--namespace=iot-plant-a",
     ] {
         assert!(args.contains(&expected), "{expected} missing from {args:?}");
     }
+    let c = container(&docs);
+    assert_eq!(env_value(c, "RUST_LOG"), "edgewatch=debug,kube=info");
+    assert_eq!(env_value(c, "EXTRA"), "1");
+}
+
+#[test]
+fn without_leader_election_one_replica_is_recreated_and_no_lease_is_granted() {
+    let docs = render(&["ci/no-leader-election-values.yaml"], &[]);
+    let deployment = one(&docs, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let args = args(&docs);
+    assert!(args.contains(&"--leader-election=false"), "{args:?}");
+    assert!(!args.iter().any(|a| a.starts_with("--lease")), "{args:?}");
+    assert!(of_kind(&docs, "Role").is_empty());
+    let err = try_render(&["ci/no-leader-election-values.yaml"], &["replicaCount=2"]).unwrap_err();
+    assert!(err.contains("leaderElection"), "{err}");
+}
+
+#[test]
+fn more_namespaces_than_the_operator_can_watch_are_refused() {
+    let err = try_render(&[], &["operator.watchNamespaces={a,b}"]).unwrap_err();
+    assert!(err.contains("watchNamespaces"), "{err}");
 }
 
 // --- RBAC --------------------------------------------------------------------------------
@@ -289,11 +329,12 @@ fn cluster_wide_rbac_grants_exactly_what_the_operator_needs() {
 }
 
 #[test]
-fn listed_namespaces_get_a_role_each_and_no_cluster_role() {
+fn a_listed_namespace_gets_a_role_and_no_cluster_role() {
     let docs = render(&["ci/namespaced-values.yaml"], &[]);
     assert!(of_kind(&docs, "ClusterRole").is_empty());
     assert!(of_kind(&docs, "ClusterRoleBinding").is_empty());
-    for namespace in ["iot-plant-a", "iot-plant-b"] {
+    {
+        let namespace = "iot-plant-a";
         let role = of_kind(&docs, "Role")
             .into_iter()
             .find(|r| r["metadata"]["namespace"] == namespace)

@@ -25,6 +25,35 @@ use super::metrics::Metrics;
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The `edgewatch run` flags of the ops server; flatten into the command's arguments with
+/// `#[command(flatten)]` so the flag names match the Helm chart.
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
+pub struct OpsArgs {
+    /// Address serving /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_address: SocketAddr,
+    /// Leave out the per-module series (edgewatch_module_running, edgewatch_module_restarts),
+    /// for fleets where devices × modules would be too many series.
+    #[arg(long)]
+    pub no_module_metrics: bool,
+}
+
+impl OpsArgs {
+    /// The registry these flags ask for.
+    pub fn metrics(&self) -> Metrics {
+        Metrics::new(!self.no_module_metrics)
+    }
+
+    /// Starts the ops server on `--metrics-address`.
+    pub async fn start(
+        &self,
+        metrics: Metrics,
+        readiness: Readiness,
+    ) -> Result<OpsServer, OpsServerError> {
+        OpsServer::start(self.metrics_address, metrics, readiness).await
+    }
+}
+
 /// A flag the controller sets once it runs with synced caches; `/readyz` reads it.
 ///
 /// Set it on standby replicas too (running, not holding the Lease): a rolling update
@@ -189,6 +218,46 @@ mod tests {
         .await
         .unwrap();
         (server, metrics, readiness)
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        ops: OpsArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<OpsArgs, clap::Error> {
+        use clap::Parser as _;
+        Cli::try_parse_from(std::iter::once("edgewatch").chain(args.iter().copied()))
+            .map(|cli| cli.ops)
+    }
+
+    #[test]
+    fn ops_flags_default_to_all_interfaces_and_module_metrics_on() {
+        let ops = parse(&[]).unwrap();
+        assert_eq!(ops.metrics_address, "0.0.0.0:8080".parse().unwrap());
+        assert!(ops.metrics().module_metrics_enabled());
+    }
+
+    #[test]
+    fn ops_flags_as_the_chart_passes_them() {
+        let ops = parse(&["--metrics-address=0.0.0.0:9090", "--no-module-metrics"]).unwrap();
+        assert_eq!(ops.metrics_address.port(), 9090);
+        assert!(!ops.metrics().module_metrics_enabled());
+    }
+
+    #[test]
+    fn a_metrics_address_without_port_is_refused() {
+        let err = parse(&["--metrics-address=0.0.0.0"]).unwrap_err();
+        assert!(err.to_string().contains("--metrics-address"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn ops_args_start_the_server_on_their_address() {
+        let ops = parse(&["--metrics-address=127.0.0.1:0"]).unwrap();
+        let server = ops.start(ops.metrics(), Readiness::new()).await.unwrap();
+        assert_eq!(get(server.local_addr(), "/healthz").await.0, 200);
+        server.shutdown().await.unwrap();
     }
 
     #[tokio::test]
