@@ -4,11 +4,12 @@
 #
 #   docker build -t edgewatch:0.1.0 .
 #
-# The builder pins the toolchain to the crate's rust-version or later; the final image
+# The final image
 # holds the binary, CA certificates and /etc/passwd with the `nonroot` user (65532), and
 # nothing else: no shell, no package manager.
 
-ARG RUST_VERSION=1.89
+# The toolchain the project is built and tested with (rust-version in Cargo.toml is the floor).
+ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS build
 # ring compiles C and assembly; musl-gcc provides the C toolchain for the musl target.

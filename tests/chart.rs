@@ -473,6 +473,8 @@ fn service_monitor_scrapes_the_metrics_service() {
         assert_eq!(&service["metadata"]["labels"][key], value, "label {key}");
     }
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    // Alerts group by the watch's `namespace` label, which the target label would clobber.
+    assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], true);
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
     assert!(of_kind(&render(&[], &[]), "ServiceMonitor").is_empty());
 }
