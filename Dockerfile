@@ -4,9 +4,8 @@
 #
 #   docker build -t edgewatch:0.1.0 .
 #
-# The final image
-# holds the binary, CA certificates and /etc/passwd with the `nonroot` user (65532), and
-# nothing else: no shell, no package manager.
+# The final image holds the binary, CA certificates and /etc/passwd with the `nonroot`
+# user (65532), and nothing else: no shell, no package manager.
 
 # The toolchain the project is built and tested with (rust-version in Cargo.toml is the floor).
 ARG RUST_VERSION=1.95
