@@ -266,7 +266,28 @@ async fn status_subresource_and_main_resource_only_touch_their_part() {
     assert_eq!(status.status.unwrap().phase.as_deref(), Some("Ready"));
 
     let fetched = api.get_status("g").await.unwrap();
-    assert_eq!(fetched.status.unwrap().phase.as_deref(), Some("Ready"));
+    assert_eq!(
+        fetched.status.as_ref().unwrap().phase.as_deref(),
+        Some("Ready")
+    );
+
+    let mut replacement = fetched.clone();
+    replacement.status.as_mut().unwrap().phase = Some("Replaced".into());
+    replacement.spec.size = 100;
+    let replaced = api
+        .replace_status("g", &PostParams::default(), &replacement)
+        .await
+        .unwrap();
+    assert_eq!(replaced.status.unwrap().phase.as_deref(), Some("Replaced"));
+    assert_eq!(replaced.spec.size, 9, "a status PUT ignores .spec");
+    let stale = api_error(
+        api.replace_status("g", &PostParams::default(), &replacement)
+            .await,
+    );
+    assert_eq!(
+        stale.reason, "Conflict",
+        "status PUTs honour resourceVersion too"
+    );
 }
 
 #[tokio::test]
@@ -463,4 +484,39 @@ async fn json_patch_strategic_patch_and_delete() {
         404,
         "removing the last finalizer deletes it"
     );
+}
+
+#[tokio::test]
+async fn fields_the_crd_schema_does_not_declare_are_pruned() {
+    let (standin, api) = standin_with_gadgets().await;
+    let body = json!({
+        "apiVersion": "example.test/v1", "kind": "Gadget",
+        "metadata": {"name": "g", "labels": {"kept": "yes"}},
+        "spec": {"size": 1, "colour": "red"},
+        "surprise": true,
+    });
+    let created = api
+        .patch("g", &PatchParams::apply("alice"), &Patch::Apply(&body))
+        .await
+        .unwrap();
+    assert_eq!(
+        created.labels().get("kept").map(String::as_str),
+        Some("yes")
+    );
+
+    let mut condition = serde_json::to_value(condition("Ready", "True", "AllGood")).unwrap();
+    condition["extra"] = json!("dropped");
+    let status = json!({"status": {"phase": "Ready", "undeclared": 1, "conditions": [condition]}});
+    api.patch_status("g", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+
+    let stored = standin
+        .get_json("example.test/v1", "Gadget", Some("default"), "g")
+        .unwrap();
+    assert_eq!(stored["spec"], json!({"size": 1}));
+    assert!(stored.get("surprise").is_none());
+    assert!(stored["status"].get("undeclared").is_none());
+    assert!(stored["status"]["conditions"][0].get("extra").is_none());
+    assert_eq!(stored["status"]["conditions"][0]["reason"], "AllGood");
 }

@@ -603,3 +603,81 @@ async fn kubeconfig_and_discovery_work_like_a_cluster() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_and_the_end_bookmark() {
+    let standin = StandIn::start().await;
+    let api: Api<Secret> = Api::namespaced(standin.client(), "default");
+    api.create(&PostParams::default(), &secret("one", &[]))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &secret("two", &[]))
+        .await
+        .unwrap();
+
+    let mut stream = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = Vec::new();
+    loop {
+        match next(&mut stream).await.unwrap() {
+            watcher::Event::Init => {}
+            watcher::Event::InitApply(s) => initial.push(s.name_any()),
+            watcher::Event::InitDone => break,
+            other => panic!("unexpected {other:?} during the initial events"),
+        }
+    }
+    assert_eq!(initial, ["one", "two"]);
+    assert_eq!(
+        standin.count_requests(|r| r.method == "GET" && !r.is_watch()),
+        0,
+        "no list call"
+    );
+    api.delete("one", &DeleteParams::default()).await.unwrap();
+    match next(&mut stream).await.unwrap() {
+        watcher::Event::Delete(s) => assert_eq!(s.name_any(), "one"),
+        other => panic!("expected Delete, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wait_for_wakes_on_changes_and_stop_ends_watches() {
+    let mut standin = StandIn::start().await;
+    let api: Api<Secret> = Api::namespaced(standin.client(), "default");
+    let writer = api.clone();
+    tokio::spawn(async move {
+        writer
+            .create(&PostParams::default(), &secret("late", &[]))
+            .await
+            .unwrap();
+    });
+    let appeared = standin
+        .wait_for(PATIENCE, |s| {
+            s.get_object::<Secret>(Some("default"), "late").is_some()
+        })
+        .await;
+    assert!(appeared);
+    let never = standin
+        .wait_for(Duration::from_millis(100), |s| {
+            s.get_object::<Secret>(Some("default"), "nope").is_some()
+        })
+        .await;
+    assert!(!never);
+
+    let rv = standin.resource_version().to_string();
+    let mut events = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    standin.stop().await;
+    let end = tokio::time::timeout(PATIENCE, events.next())
+        .await
+        .expect("watch ended in time");
+    assert!(
+        end.is_none_or(|e| e.is_err()),
+        "the open watch ends when the stand-in stops"
+    );
+    assert!(
+        api.get("late").await.is_err(),
+        "a stopped stand-in refuses requests"
+    );
+}

@@ -9,6 +9,7 @@ mod error;
 mod fields;
 mod log;
 mod patch;
+mod prune;
 mod registry;
 pub mod sample;
 mod selector;
@@ -55,6 +56,7 @@ pub struct StandIn {
     url: String,
     shared: Arc<Shared>,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// The serving task; it drains and ends after `shutdown` fires on drop.
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -78,9 +80,14 @@ impl StandIn {
             shutdown: shutdown_rx,
         });
         let app = server::router(shared.clone());
+        let mut stop = shared.shutdown.clone();
         let server = tokio::spawn(async move {
-            // The server only ends when the task is aborted on drop.
-            let _ = axum::serve(listener, app).await;
+            // Open watches end on the same signal, so the graceful drain finishes promptly.
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
         });
         Self {
             url: format!("http://{address}"),
@@ -212,6 +219,25 @@ impl StandIn {
         self.store().current_rv()
     }
 
+    /// Wait until `predicate` holds, re-checking after every stored change (no polling).
+    /// Returns false if `timeout` passes first.
+    pub async fn wait_for(&self, timeout: Duration, predicate: impl Fn(&StandIn) -> bool) -> bool {
+        let mut changes = self.store().subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if predicate(self) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, changes.recv()).await {
+                Err(_) => return predicate(self),
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                    return predicate(self);
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// Every request served so far, in completion order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.log.lock().expect("log lock").clone()
@@ -241,6 +267,12 @@ impl StandIn {
         self.shared.faults.lock().expect("faults lock").push(fault);
     }
 
+    /// Stop serving: open watches end, new connections are refused. Returns once drained.
+    pub async fn stop(&mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = (&mut self.server).await;
+    }
+
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.shared.store.lock().expect("store lock")
     }
@@ -249,6 +281,5 @@ impl StandIn {
 impl Drop for StandIn {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-        self.server.abort();
     }
 }

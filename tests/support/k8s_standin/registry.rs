@@ -31,6 +31,8 @@ pub struct ResourceType {
     pub list_maps: Vec<ListMap>,
     /// Field selector keys accepted besides `metadata.name` and `metadata.namespace`.
     pub extra_field_selectors: Vec<String>,
+    /// The CRD's structural schema, when installed from a CRD: unknown fields are pruned by it.
+    pub schema: Option<JSONSchemaProps>,
 }
 
 impl ResourceType {
@@ -59,6 +61,7 @@ impl ResourceType {
             custom: false,
             list_maps: Vec::new(),
             extra_field_selectors: Vec::new(),
+            schema: None,
         }
     }
 
@@ -70,11 +73,11 @@ impl ResourceType {
             .filter(|v| v.served)
             .map(|version| {
                 let mut list_maps = Vec::new();
-                if let Some(schema) = version
+                let schema = version
                     .schema
                     .as_ref()
-                    .and_then(|s| s.open_api_v3_schema.as_ref())
-                {
+                    .and_then(|s| s.open_api_v3_schema.clone());
+                if let Some(schema) = &schema {
                     collect_list_maps(schema, &mut Vec::new(), &mut list_maps);
                 }
                 Self {
@@ -96,6 +99,7 @@ impl ResourceType {
                         .flatten()
                         .map(|f| f.json_path.trim_start_matches('.').to_string())
                         .collect(),
+                    schema,
                 }
             })
             .collect()
@@ -171,5 +175,6 @@ fn edge_device_watch() -> ResourceType {
             keys: vec!["type".into()],
         }],
         extra_field_selectors: Vec::new(),
+        schema: None,
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 use super::error::ApiError;
 use super::fields::{self, FieldPath};
 use super::patch;
+use super::prune;
 use super::registry::{ResourceType, default_resources};
 use super::selector::{FieldSelector, LabelSelector};
 
@@ -114,6 +115,11 @@ impl Store {
 
     pub fn current_rv(&self) -> u64 {
         self.rv
+    }
+
+    /// Notifications of every committed change.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.changes.subscribe()
     }
 
     pub fn registry(&self) -> &[ResourceType] {
@@ -512,6 +518,9 @@ impl Store {
         mut object: Value,
         owners: Vec<Owner>,
     ) -> Value {
+        if let Some(schema) = &rt.schema {
+            prune::prune_object(&mut object, schema);
+        }
         let rv = self.next_rv();
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
         self.objects.insert(
@@ -536,6 +545,9 @@ impl Store {
         owners: Vec<Owner>,
     ) -> Value {
         keep_system_metadata(&mut next, &stored.object, rt);
+        if let Some(schema) = &rt.schema {
+            prune::prune_object(&mut next, schema);
+        }
         if next == stored.object {
             self.objects.insert(
                 key,
