@@ -681,3 +681,55 @@ async fn wait_for_wakes_on_changes_and_stop_ends_watches() {
         "a stopped stand-in refuses requests"
     );
 }
+
+#[tokio::test]
+async fn metadata_requests_get_partial_object_metadata_without_data() {
+    let standin = StandIn::start().await;
+    let api: Api<Secret> = Api::namespaced(standin.client(), "default");
+    let mut with_data = secret("creds", &[("app", "edgewatch")]);
+    with_data.string_data = Some([("key".to_string(), "not-a-real-key".to_string())].into());
+    api.create(&PostParams::default(), &with_data)
+        .await
+        .unwrap();
+
+    let meta = api.get_metadata("creds").await.unwrap();
+    assert_eq!(
+        meta.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
+    assert_eq!(
+        meta.labels().get("app").map(String::as_str),
+        Some("edgewatch")
+    );
+
+    let metadata_api: Api<kube::core::PartialObjectMeta<Secret>> =
+        Api::namespaced(standin.client(), "default");
+    let mut stream = watcher(metadata_api, watcher::Config::default()).boxed();
+    loop {
+        match next(&mut stream).await.unwrap() {
+            watcher::Event::InitApply(m) => assert_eq!(m.name_any(), "creds"),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    let raw = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/namespaces/default/secrets",
+            standin.url()
+        ))
+        .header(
+            "accept",
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(raw.contains("PartialObjectMetadataList"));
+    assert!(
+        !raw.contains("stringData") && !raw.contains("not-a-real-key"),
+        "{raw}"
+    );
+}

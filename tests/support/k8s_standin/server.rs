@@ -47,6 +47,11 @@ async fn handle(State(shared): State<SharedState>, request: Request) -> Response
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
+    let metadata_only = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("as=PartialObjectMetadata"));
     let bytes = axum::body::to_bytes(body, MAX_BODY).await;
     let mut record = RecordedRequest {
         method: method.to_string(),
@@ -72,6 +77,7 @@ async fn handle(State(shared): State<SharedState>, request: Request) -> Response
                     .collect(),
                 content_type,
                 body: bytes,
+                metadata_only,
             };
             serve_with_faults(&shared, call).await
         }
@@ -87,6 +93,8 @@ struct Call {
     params: HashMap<String, String>,
     content_type: Option<String>,
     body: Bytes,
+    /// The client asked for `PartialObjectMetadata` (kube's `metadata_watcher`, `get_metadata`).
+    metadata_only: bool,
 }
 
 impl Call {
@@ -134,6 +142,9 @@ async fn serve_with_faults(shared: &SharedState, call: Call) -> Response {
         None => {}
     }
     match serve(shared, &call) {
+        Ok(Reply::Json(code, value)) if call.metadata_only => {
+            (code, axum::Json(metadata_view(&value))).into_response()
+        }
         Ok(Reply::Json(code, value)) => (code, axum::Json(value)).into_response(),
         Ok(Reply::Watch(watch)) => stream_watch(shared, *watch),
         Err(error) => error.into_response(),
@@ -374,6 +385,7 @@ struct WatchRequest {
     bookmarks: bool,
     timeout: Option<Duration>,
     initial_events_end: bool,
+    metadata_only: bool,
 }
 
 impl WatchRequest {
@@ -403,6 +415,7 @@ impl WatchRequest {
             bookmarks: call.flag("allowWatchBookmarks"),
             timeout,
             initial_events_end: send_initial,
+            metadata_only: call.metadata_only,
         })
     }
 
@@ -418,7 +431,10 @@ impl WatchRequest {
     }
 
     fn event_line(&self, change: &Change) -> Bytes {
-        let object = super::store::present(&change.object, &self.rt);
+        let mut object = super::store::present(&change.object, &self.rt);
+        if self.metadata_only {
+            object = metadata_view(&object);
+        }
         line(&json!({"type": change.kind.as_str(), "object": object}))
     }
 
@@ -431,6 +447,21 @@ impl WatchRequest {
             "type": "BOOKMARK",
             "object": {"kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": metadata},
         }))
+    }
+}
+
+/// What a real server answers for `as=PartialObjectMetadata[List]`: metadata only.
+fn metadata_view(value: &Value) -> Value {
+    let partial = |object: &Value| json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": object["metadata"]});
+    match value.get("items").and_then(Value::as_array) {
+        Some(items) => json!({
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "PartialObjectMetadataList",
+            "metadata": value["metadata"],
+            "items": items.iter().map(partial).collect::<Vec<_>>(),
+        }),
+        None if value["kind"] == "Status" => value.clone(),
+        None => partial(value),
     }
 }
 

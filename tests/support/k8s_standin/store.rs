@@ -518,9 +518,7 @@ impl Store {
         mut object: Value,
         owners: Vec<Owner>,
     ) -> Value {
-        if let Some(schema) = &rt.schema {
-            prune::prune_object(&mut object, schema);
-        }
+        normalise(&mut object, rt);
         let rv = self.next_rv();
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
         self.objects.insert(
@@ -545,9 +543,7 @@ impl Store {
         owners: Vec<Owner>,
     ) -> Value {
         keep_system_metadata(&mut next, &stored.object, rt);
-        if let Some(schema) = &rt.schema {
-            prune::prune_object(&mut next, schema);
-        }
+        normalise(&mut next, rt);
         if next == stored.object {
             self.objects.insert(
                 key,
@@ -624,6 +620,34 @@ impl Store {
         }
         // Nobody listening is fine.
         let _ = self.changes.send(change);
+    }
+}
+
+/// What the server does to every object it stores: prune by the CRD schema, and fold a
+/// Secret's write-only `stringData` into base64 `data`.
+fn normalise(object: &mut Value, rt: &ResourceType) {
+    if let Some(schema) = &rt.schema {
+        prune::prune_object(object, schema);
+    }
+    if rt.group.is_empty() && rt.kind == "Secret" {
+        fold_string_data(object);
+    }
+}
+
+fn fold_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(string_data) = secret.as_object_mut().and_then(|m| m.remove("stringData")) else {
+        return;
+    };
+    let Some(entries) = string_data.as_object() else {
+        return;
+    };
+    if !secret.get("data").is_some_and(Value::is_object) {
+        secret["data"] = json!({});
+    }
+    for (key, value) in entries {
+        let plain = value.as_str().unwrap_or_default();
+        secret["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(plain));
     }
 }
 
