@@ -733,3 +733,112 @@ async fn metadata_requests_get_partial_object_metadata_without_data() {
         "{raw}"
     );
 }
+
+mod controller_loop {
+    //! The operator's shape in miniature: a Controller over a custom resource that also watches
+    //! Secrets, applies status with a field manager, and settles instead of looping.
+
+    use super::*;
+    use kube::runtime::controller::{Action, Controller};
+    use kube::runtime::reflector::ObjectRef;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reconcile failed: {0}")]
+    struct Failed(#[from] kube::Error);
+
+    struct Context {
+        client: kube::Client,
+        reconciles: AtomicUsize,
+    }
+
+    async fn reconcile(gadget: Arc<Gadget>, ctx: Arc<Context>) -> Result<Action, Failed> {
+        ctx.reconciles.fetch_add(1, Ordering::SeqCst);
+        let namespace = gadget.namespace().unwrap_or_default();
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+        let phase = match secrets.get_opt(&gadget.name_any()).await? {
+            Some(_) => "HasSecret",
+            None => "NoSecret",
+        };
+        let status =
+            json!({"apiVersion": "example.test/v1", "kind": "Gadget", "status": {"phase": phase}});
+        Api::<Gadget>::namespaced(ctx.client.clone(), &namespace)
+            .patch_status(
+                &gadget.name_any(),
+                &PatchParams::apply("edgewatch").force(),
+                &Patch::Apply(&status),
+            )
+            .await?;
+        Ok(Action::await_change())
+    }
+
+    fn error_policy(_: Arc<Gadget>, _: &Failed, _: Arc<Context>) -> Action {
+        Action::requeue(Duration::from_millis(50))
+    }
+
+    fn phase(standin: &StandIn) -> Option<String> {
+        standin
+            .get_object::<Gadget>(Some("default"), "g")
+            .and_then(|g| g.status)
+            .and_then(|s| s.phase)
+    }
+
+    #[tokio::test]
+    async fn controller_reconciles_on_secret_changes_and_settles() {
+        let standin = StandIn::start().await;
+        standin.install_crd(&Gadget::crd());
+        let client = standin.client();
+        let ctx = Arc::new(Context {
+            client: client.clone(),
+            reconciles: AtomicUsize::new(0),
+        });
+        let controller = Controller::new(
+            Api::<Gadget>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .watches(
+            Api::<Secret>::all(client.clone()),
+            watcher::Config::default(),
+            |secret| {
+                Some(
+                    ObjectRef::new(&secret.name_any())
+                        .within(&secret.namespace().unwrap_or_default()),
+                )
+            },
+        )
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+        let running = tokio::spawn(controller);
+
+        standin.apply_object(&gadget("default", "g", 1));
+        assert!(
+            standin
+                .wait_for(PATIENCE, |s| phase(s).as_deref() == Some("NoSecret"))
+                .await
+        );
+
+        // A status PATCH fails once; the error policy requeues and the write lands.
+        standin.inject(Fault::fail(500).on("PATCH", "/gadgets/g/status"));
+        standin.apply_object(&secret("g", &[]));
+        assert!(
+            standin
+                .wait_for(PATIENCE, |s| phase(s).as_deref() == Some("HasSecret"))
+                .await
+        );
+
+        // Settled: further reconciles (triggered by our own status write) change nothing.
+        let rv = standin.resource_version();
+        let quiet = standin
+            .wait_for(Duration::from_millis(300), |s| s.resource_version() != rv)
+            .await;
+        assert!(
+            !quiet,
+            "no write loop: re-applying the same status is a no-op"
+        );
+        let failed = standin
+            .count_requests(|r| r.is_status_patch("gadgets", "default", "g") && r.status == 500);
+        assert_eq!(failed, 1);
+        assert!(ctx.reconciles.load(Ordering::SeqCst) >= 3);
+        running.abort();
+    }
+}
