@@ -520,3 +520,179 @@ async fn fields_the_crd_schema_does_not_declare_are_pruned() {
     assert!(stored["status"]["conditions"][0].get("extra").is_none());
     assert_eq!(stored["status"]["conditions"][0]["reason"], "AllGood");
 }
+
+#[tokio::test]
+async fn malformed_requests_get_clear_status_errors() {
+    let (standin, api) = standin_with_gadgets().await;
+    api.create(&PostParams::default(), &gadget("default", "g", 1))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!(
+        "{}/apis/example.test/v1/namespaces/default/gadgets",
+        standin.url()
+    );
+    let send =
+        |method: reqwest::Method, url: String, content_type: &'static str, body: &'static str| {
+            http.request(method, url)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+        };
+    let cases = [
+        (
+            send(
+                reqwest::Method::POST,
+                base.clone(),
+                "application/json",
+                "{not json",
+            )
+            .await,
+            400,
+            "BadRequest",
+        ),
+        (
+            send(
+                reqwest::Method::POST,
+                base.clone(),
+                "application/json",
+                "[1, 2]",
+            )
+            .await,
+            400,
+            "BadRequest",
+        ),
+        (
+            send(
+                reqwest::Method::POST,
+                base.clone(),
+                "application/json",
+                r#"{"kind": "Secret"}"#,
+            )
+            .await,
+            400,
+            "BadRequest",
+        ),
+        (
+            send(
+                reqwest::Method::POST,
+                base.clone(),
+                "application/json",
+                r#"{"spec": {}}"#,
+            )
+            .await,
+            422,
+            "Invalid",
+        ),
+        (
+            send(
+                reqwest::Method::PATCH,
+                format!("{base}/g"),
+                "application/merge-patch+json",
+                "[]",
+            )
+            .await,
+            400,
+            "BadRequest",
+        ),
+        (
+            send(
+                reqwest::Method::PATCH,
+                format!("{base}/g"),
+                "application/merge-patch+json",
+                r#"{"metadata": {"name": "h"}}"#,
+            )
+            .await,
+            400,
+            "BadRequest",
+        ),
+        (
+            send(
+                reqwest::Method::PATCH,
+                format!("{base}/g"),
+                "application/apply-patch+yaml",
+                "spec: {size: 2}",
+            )
+            .await,
+            400,
+            "BadRequest",
+        ),
+        (
+            send(
+                reqwest::Method::PATCH,
+                format!("{base}/g?fieldManager=x"),
+                "application/apply-patch+yaml",
+                "spec: [unclosed",
+            )
+            .await,
+            400,
+            "BadRequest",
+        ),
+        (
+            send(
+                reqwest::Method::PATCH,
+                format!("{base}/g"),
+                "text/plain",
+                "size=2",
+            )
+            .await,
+            415,
+            "UnsupportedMediaType",
+        ),
+        (
+            send(
+                reqwest::Method::PATCH,
+                base.clone(),
+                "application/merge-patch+json",
+                "{}",
+            )
+            .await,
+            405,
+            "MethodNotAllowed",
+        ),
+        (
+            send(
+                reqwest::Method::GET,
+                format!("{base}?watch=true&resourceVersion=abc"),
+                "application/json",
+                "",
+            )
+            .await,
+            400,
+            "BadRequest",
+        ),
+        (
+            send(
+                reqwest::Method::GET,
+                format!("{base}/g/scale"),
+                "application/json",
+                "",
+            )
+            .await,
+            404,
+            "NotFound",
+        ),
+    ];
+    for (index, (response, code, reason)) in cases.into_iter().enumerate() {
+        let response = response.unwrap();
+        assert_eq!(response.status().as_u16(), code, "case {index}");
+        let status: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            (status["kind"].as_str(), status["reason"].as_str()),
+            (Some("Status"), Some(reason)),
+            "case {index}"
+        );
+    }
+
+    let yaml = "apiVersion: example.test/v1\nkind: Gadget\nspec:\n  size: 6\n";
+    let applied = send(
+        reqwest::Method::PATCH,
+        format!("{base}/g?fieldManager=yaml-user&force=true"),
+        "application/apply-patch+yaml",
+        yaml,
+    )
+    .await
+    .unwrap();
+    assert_eq!(applied.status(), 200, "YAML apply bodies are accepted");
+    assert_eq!(api.get("g").await.unwrap().spec.size, 6);
+}
