@@ -842,3 +842,40 @@ mod controller_loop {
         running.abort();
     }
 }
+
+#[tokio::test]
+async fn direct_store_access_is_seen_by_watches_and_faults_can_ask_to_retry_later() {
+    let standin = StandIn::start().await;
+    let api: Api<Secret> = Api::namespaced(standin.client(), "default");
+    let mut events = api
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+
+    let stored = standin.apply_object(&secret("direct", &[("seeded", "yes")]));
+    assert!(stored.metadata.uid.is_some());
+    assert!(
+        matches!(next(&mut events).await.unwrap(), WatchEvent::Added(s) if s.name_any() == "direct")
+    );
+    assert!(standin.delete_object::<Secret>(Some("default"), "direct"));
+    assert!(
+        !standin.delete_object::<Secret>(Some("default"), "direct"),
+        "already gone"
+    );
+    assert!(
+        matches!(next(&mut events).await.unwrap(), WatchEvent::Deleted(s) if s.name_any() == "direct")
+    );
+
+    standin.inject(Fault::fail(503).retry_after(7).on("GET", "/secrets/direct"));
+    let response = reqwest::get(format!(
+        "{}/api/v1/namespaces/default/secrets/direct",
+        standin.url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "7");
+    let status: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status["reason"], "ServiceUnavailable");
+}

@@ -5,9 +5,12 @@
 //! over plain HTTP on 127.0.0.1, so code tested against it is the code that runs on a cluster.
 //! `docs/testing.md` lists what it deliberately does not do.
 
+mod discovery;
 mod error;
 mod fields;
 mod log;
+mod object;
+mod ownership;
 mod patch;
 mod prune;
 mod registry;
@@ -15,6 +18,7 @@ pub mod sample;
 mod selector;
 mod server;
 mod store;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -26,8 +30,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+// Part of the helper API; not every test binary names every type.
+#[allow(unused_imports)]
 pub use error::ApiError;
+#[allow(unused_imports)]
 pub use log::{Fault, FaultAction, RecordedRequest};
+#[allow(unused_imports)]
 pub use registry::{ListMap, ResourceType};
 
 use server::Shared;

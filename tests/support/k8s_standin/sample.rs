@@ -2,7 +2,6 @@
 //! subresource whose `conditions` are a list-map keyed by `type`, like `EdgeDeviceWatch`.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::core::ListMerge;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 

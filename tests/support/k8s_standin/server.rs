@@ -1,23 +1,22 @@
 //! HTTP routing: turns Kubernetes REST paths and verbs into store calls and streams watches.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::SinkExt;
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 
+use super::discovery::{group_list, resource_list, version_info};
 use super::error::ApiError;
 use super::log::{Fault, FaultAction, RecordedRequest, injected_error, take_fault};
 use super::registry::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
-use super::store::{Change, PatchKind, Scope, Store};
+use super::store::{PatchKind, Scope, Store};
+use super::watch::{WatchRequest, stream_watch};
 
 /// Largest request body accepted, like kube-apiserver's 3 MiB limit.
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -87,32 +86,32 @@ async fn handle(State(shared): State<SharedState>, request: Request) -> Response
     response
 }
 
-struct Call {
-    method: Method,
-    path: String,
-    params: HashMap<String, String>,
-    content_type: Option<String>,
-    body: Bytes,
+pub(super) struct Call {
+    pub(super) method: Method,
+    pub(super) path: String,
+    pub(super) params: HashMap<String, String>,
+    pub(super) content_type: Option<String>,
+    pub(super) body: Bytes,
     /// The client asked for `PartialObjectMetadata` (kube's `metadata_watcher`, `get_metadata`).
-    metadata_only: bool,
+    pub(super) metadata_only: bool,
 }
 
 impl Call {
-    fn param(&self, name: &str) -> Option<&str> {
+    pub(super) fn param(&self, name: &str) -> Option<&str> {
         self.params.get(name).map(String::as_str)
     }
 
-    fn flag(&self, name: &str) -> bool {
+    pub(super) fn flag(&self, name: &str) -> bool {
         matches!(self.param(name), Some("true" | "1"))
     }
 
-    fn json_body(&self) -> Result<Value, ApiError> {
+    pub(super) fn json_body(&self) -> Result<Value, ApiError> {
         serde_json::from_slice(&self.body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
     }
 
     /// Apply bodies are YAML (JSON is YAML; kube sends JSON).
-    fn apply_body(&self) -> Result<Value, ApiError> {
+    pub(super) fn apply_body(&self) -> Result<Value, ApiError> {
         serde_json::from_slice(&self.body).or_else(|_| {
             let text = std::str::from_utf8(&self.body)
                 .map_err(|_| ApiError::bad_request("the apply body is not UTF-8"))?;
@@ -123,7 +122,7 @@ impl Call {
     }
 
     /// `fieldManager`, or what the real server derives when none is given.
-    fn manager(&self) -> String {
+    pub(super) fn manager(&self) -> String {
         self.param("fieldManager").unwrap_or("unknown").to_string()
     }
 }
@@ -157,11 +156,11 @@ enum Reply {
 }
 
 /// Where a resource URL points: the type, an optional namespace, and an optional name/subresource.
-struct Target {
-    rt: ResourceType,
-    namespace: Option<String>,
-    name: Option<String>,
-    status: bool,
+pub(super) struct Target {
+    pub(super) rt: ResourceType,
+    pub(super) namespace: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) status: bool,
 }
 
 fn serve(shared: &SharedState, call: &Call) -> Result<Reply, ApiError> {
@@ -376,82 +375,8 @@ fn collection(shared: &SharedState, call: &Call, target: &Target) -> Result<Repl
     }
 }
 
-struct WatchRequest {
-    rt: ResourceType,
-    namespace: Option<String>,
-    labels: LabelSelector,
-    fields: FieldSelector,
-    since: Option<u64>,
-    bookmarks: bool,
-    timeout: Option<Duration>,
-    initial_events_end: bool,
-    metadata_only: bool,
-}
-
-impl WatchRequest {
-    fn parse(call: &Call, target: &Target) -> Result<Self, ApiError> {
-        let since =
-            match call.param("resourceVersion") {
-                None | Some("") | Some("0") => None,
-                Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
-                    ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
-                })?),
-            };
-        let timeout = call
-            .param("timeoutSeconds")
-            .map(|s| {
-                s.parse::<u64>()
-                    .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {s:?}")))
-            })
-            .transpose()?
-            .map(Duration::from_secs);
-        let send_initial = call.flag("sendInitialEvents");
-        Ok(Self {
-            rt: target.rt.clone(),
-            namespace: target.namespace.clone(),
-            labels: LabelSelector::parse(call.param("labelSelector").unwrap_or(""))?,
-            fields: FieldSelector::parse(call.param("fieldSelector").unwrap_or(""), &target.rt)?,
-            since: if send_initial { None } else { since },
-            bookmarks: call.flag("allowWatchBookmarks"),
-            timeout,
-            initial_events_end: send_initial,
-            metadata_only: call.metadata_only,
-        })
-    }
-
-    fn wants(&self, change: &Change) -> bool {
-        change.group == self.rt.group
-            && change.plural == self.rt.plural
-            && self
-                .namespace
-                .as_deref()
-                .is_none_or(|ns| change.namespace == ns)
-            && self.labels.matches(&change.object)
-            && self.fields.matches(&change.object)
-    }
-
-    fn event_line(&self, change: &Change) -> Bytes {
-        let mut object = super::store::present(&change.object, &self.rt);
-        if self.metadata_only {
-            object = metadata_view(&object);
-        }
-        line(&json!({"type": change.kind.as_str(), "object": object}))
-    }
-
-    fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
-        let mut metadata = json!({"resourceVersion": rv.to_string()});
-        if initial_events_end {
-            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-        }
-        line(&json!({
-            "type": "BOOKMARK",
-            "object": {"kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": metadata},
-        }))
-    }
-}
-
 /// What a real server answers for `as=PartialObjectMetadata[List]`: metadata only.
-fn metadata_view(value: &Value) -> Value {
+pub(super) fn metadata_view(value: &Value) -> Value {
     let partial = |object: &Value| json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": object["metadata"]});
     match value.get("items").and_then(Value::as_array) {
         Some(items) => json!({
@@ -463,140 +388,4 @@ fn metadata_view(value: &Value) -> Value {
         None if value["kind"] == "Status" => value.clone(),
         None => partial(value),
     }
-}
-
-fn line(value: &Value) -> Bytes {
-    let mut text = value.to_string();
-    text.push('\n');
-    Bytes::from(text)
-}
-
-/// Answer 200 and stream newline-delimited watch events until timeout, shutdown or disconnect.
-/// A resourceVersion older than the kept history yields one `ERROR` event carrying 410 Expired,
-/// which is how the real server reports it on a watch.
-fn stream_watch(shared: &SharedState, watch: WatchRequest) -> Response {
-    let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, Infallible>>(64);
-    let started = {
-        let store = shared.store.lock().expect("store lock");
-        store
-            .watch(&watch.rt, watch.since)
-            .map(|start| (start, store.current_rv()))
-    };
-    let mut shutdown = shared.shutdown.clone();
-    let bookmark_interval = shared.bookmark_interval;
-    let store_for_bookmarks = shared.clone();
-    tokio::spawn(async move {
-        let (start, rv_at_start) = match started {
-            Ok(started) => started,
-            Err(error) => {
-                let _ = tx
-                    .send(Ok(line(
-                        &json!({"type": "ERROR", "object": error.to_status()}),
-                    )))
-                    .await;
-                return;
-            }
-        };
-        let mut live = start.live;
-        for change in start.backlog.iter().filter(|c| watch.wants(c)) {
-            if tx.send(Ok(watch.event_line(change))).await.is_err() {
-                return;
-            }
-        }
-        if watch.initial_events_end
-            && tx
-                .send(Ok(watch.bookmark(rv_at_start, true)))
-                .await
-                .is_err()
-        {
-            return;
-        }
-        let deadline = tokio::time::sleep(watch.timeout.unwrap_or(Duration::from_secs(1800)));
-        tokio::pin!(deadline);
-        let mut ticker = tokio::time::interval(bookmark_interval);
-        ticker.tick().await;
-        loop {
-            let outgoing = tokio::select! {
-                received = live.recv() => match received {
-                    Ok(change) if watch.wants(&change) => watch.event_line(&change),
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(_)) => line(&json!({"type": "ERROR", "object": ApiError::expired("watch fell behind").to_status()})),
-                    Err(RecvError::Closed) => return,
-                },
-                _ = ticker.tick(), if watch.bookmarks => {
-                    let rv = store_for_bookmarks.store.lock().expect("store lock").current_rv();
-                    watch.bookmark(rv, false)
-                }
-                _ = &mut deadline => return,
-                _ = shutdown.changed() => return,
-            };
-            if tx.send(Ok(outgoing)).await.is_err() {
-                return;
-            }
-        }
-    });
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(rx))
-        .expect("static response parts")
-}
-
-fn version_info() -> Value {
-    json!({
-        "major": "1", "minor": "33", "gitVersion": "v1.33.0-standin", "gitCommit": "", "gitTreeState": "clean",
-        "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64",
-    })
-}
-
-fn group_list(registry: &[ResourceType]) -> Value {
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for rt in registry.iter().filter(|r| !r.group.is_empty()) {
-        match groups.iter_mut().find(|(g, _)| *g == rt.group) {
-            Some((_, versions)) if !versions.contains(&rt.version) => {
-                versions.push(rt.version.clone())
-            }
-            Some(_) => {}
-            None => groups.push((rt.group.clone(), vec![rt.version.clone()])),
-        }
-    }
-    let groups: Vec<Value> = groups
-        .into_iter()
-        .map(|(group, versions)| {
-            let versions: Vec<Value> = versions
-                .iter()
-                .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
-                .collect();
-            json!({"name": group, "versions": versions, "preferredVersion": versions[0]})
-        })
-        .collect();
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
-}
-
-fn resource_list(registry: &[ResourceType], group: &str, version: &str) -> Value {
-    let verbs = json!([
-        "create", "delete", "get", "list", "patch", "update", "watch"
-    ]);
-    let mut resources = Vec::new();
-    for rt in registry
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-    {
-        resources.push(json!({
-            "name": rt.plural, "singularName": rt.kind.to_lowercase(), "namespaced": rt.namespaced,
-            "kind": rt.kind, "verbs": verbs,
-        }));
-        if rt.status_subresource {
-            resources.push(json!({
-                "name": format!("{}/status", rt.plural), "singularName": "", "namespaced": rt.namespaced,
-                "kind": rt.kind, "verbs": ["get", "patch", "update"],
-            }));
-        }
-    }
-    let group_version = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
-    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
 }

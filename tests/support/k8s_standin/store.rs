@@ -1,16 +1,23 @@
 //! The object store: every object of every served resource, one global resourceVersion counter, a
 //! bounded change history for resuming watches, and server-side-apply field ownership.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::error::ApiError;
-use super::fields::{self, FieldPath};
+use super::fields;
+use super::object::{
+    assign_name, check_apply_body, check_name, check_namespace, check_precondition, check_type,
+    initialise_metadata, keep_system_metadata, normalise, now, scoped, spec_of,
+};
+use super::ownership::{
+    Owner, owned_view, prune_unapplied, resolve_conflicts, set_apply_owner, transfer_updates,
+    update_owner,
+};
 use super::patch;
-use super::prune;
 use super::registry::{ResourceType, default_resources};
 use super::selector::{FieldSelector, LabelSelector};
 
@@ -65,16 +72,6 @@ struct ObjectKey {
     plural: String,
     namespace: String,
     name: String,
-}
-
-#[derive(Debug, Clone)]
-struct Owner {
-    manager: String,
-    /// `Apply` entries are the ones apply prunes and conflicts are reported against by name.
-    apply: bool,
-    /// Like the real server, ownership is recorded per subresource.
-    scope: Scope,
-    fields: BTreeSet<FieldPath>,
 }
 
 #[derive(Debug, Clone)]
@@ -344,12 +341,13 @@ impl Store {
         }
         initialise_metadata(&mut object, rt, namespace, name);
         let applied = fields::leaves(&owned_view(&object), rt);
-        let owners = vec![Owner {
-            manager: manager.to_string(),
-            apply: true,
-            scope: Scope::Main,
-            fields: applied.into_keys().collect(),
-        }];
+        let mut owners = Vec::new();
+        set_apply_owner(
+            &mut owners,
+            manager,
+            Scope::Main,
+            applied.into_keys().collect(),
+        );
         Ok(self.commit_new(rt, key(rt, namespace, name), object, owners))
     }
 
@@ -623,34 +621,6 @@ impl Store {
     }
 }
 
-/// What the server does to every object it stores: prune by the CRD schema, and fold a
-/// Secret's write-only `stringData` into base64 `data`.
-fn normalise(object: &mut Value, rt: &ResourceType) {
-    if let Some(schema) = &rt.schema {
-        prune::prune_object(object, schema);
-    }
-    if rt.group.is_empty() && rt.kind == "Secret" {
-        fold_string_data(object);
-    }
-}
-
-fn fold_string_data(secret: &mut Value) {
-    use base64::Engine as _;
-    let Some(string_data) = secret.as_object_mut().and_then(|m| m.remove("stringData")) else {
-        return;
-    };
-    let Some(entries) = string_data.as_object() else {
-        return;
-    };
-    if !secret.get("data").is_some_and(Value::is_object) {
-        secret["data"] = json!({});
-    }
-    for (key, value) in entries {
-        let plain = value.as_str().unwrap_or_default();
-        secret["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(plain));
-    }
-}
-
 fn key(rt: &ResourceType, namespace: &str, name: &str) -> ObjectKey {
     ObjectKey {
         group: rt.group.clone(),
@@ -670,388 +640,4 @@ pub fn present(object: &Value, rt: &ResourceType) -> Value {
     out["apiVersion"] = json!(rt.api_version());
     out["kind"] = json!(rt.kind);
     out
-}
-
-fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-fn new_uid() -> String {
-    let hex = format!("{:032x}", rand::random::<u128>());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
-
-fn initialise_metadata(object: &mut Value, rt: &ResourceType, namespace: &str, name: &str) {
-    if !object.get("metadata").is_some_and(Value::is_object) {
-        object["metadata"] = json!({});
-    }
-    let metadata = &mut object["metadata"];
-    metadata["name"] = json!(name);
-    if rt.namespaced {
-        metadata["namespace"] = json!(namespace);
-    }
-    metadata["uid"] = json!(new_uid());
-    metadata["creationTimestamp"] = json!(now());
-    if let Some(m) = metadata.as_object_mut() {
-        m.remove("deletionTimestamp");
-        m.remove("managedFields");
-    }
-    if rt.tracks_generation {
-        metadata["generation"] = json!(1);
-    }
-    object["apiVersion"] = json!(rt.api_version());
-    object["kind"] = json!(rt.kind);
-}
-
-fn keep_system_metadata(next: &mut Value, old: &Value, rt: &ResourceType) {
-    if !next.get("metadata").is_some_and(Value::is_object) {
-        next["metadata"] = json!({});
-    }
-    for field in [
-        "name",
-        "namespace",
-        "uid",
-        "creationTimestamp",
-        "generation",
-        "deletionTimestamp",
-        "resourceVersion",
-        "generateName",
-    ] {
-        match old.pointer(&format!("/metadata/{field}")) {
-            Some(value) => next["metadata"][field] = value.clone(),
-            None => {
-                if let Some(m) = next["metadata"].as_object_mut() {
-                    m.remove(field);
-                }
-            }
-        }
-    }
-    if let Some(m) = next["metadata"].as_object_mut() {
-        m.remove("managedFields");
-    }
-    next["apiVersion"] = old
-        .get("apiVersion")
-        .cloned()
-        .unwrap_or_else(|| json!(rt.api_version()));
-    next["kind"] = json!(rt.kind);
-}
-
-/// What counts as "spec" for generation: everything except metadata, status and type fields.
-fn spec_of(object: &Value) -> Value {
-    let mut out = object.clone();
-    if let Some(m) = out.as_object_mut() {
-        for field in ["metadata", "status", "apiVersion", "kind"] {
-            m.remove(field);
-        }
-    }
-    out
-}
-
-/// The candidate object restricted to what `scope` may change; the rest comes from `old`.
-fn scoped(candidate: &Value, old: &Value, rt: &ResourceType, scope: Scope) -> Value {
-    match scope {
-        Scope::Main if rt.status_subresource => {
-            let mut out = candidate.clone();
-            if let Some(m) = out.as_object_mut() {
-                match old.get("status") {
-                    Some(status) => {
-                        m.insert("status".into(), status.clone());
-                    }
-                    None => {
-                        m.remove("status");
-                    }
-                }
-            }
-            out
-        }
-        Scope::Main => candidate.clone(),
-        Scope::Status => {
-            let mut out = if old.is_null() {
-                json!({})
-            } else {
-                old.clone()
-            };
-            match candidate.get("status") {
-                Some(status) => out["status"] = status.clone(),
-                None => {
-                    if let Some(m) = out.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-            out
-        }
-    }
-}
-
-/// The part of an object whose fields managers own: no type fields, metadata only labels/annotations.
-fn owned_view(object: &Value) -> Value {
-    let mut out = object.clone();
-    if let Some(m) = out.as_object_mut() {
-        m.remove("apiVersion");
-        m.remove("kind");
-        let metadata: serde_json::Map<String, Value> = object
-            .get("metadata")
-            .and_then(Value::as_object)
-            .map(|md| {
-                md.iter()
-                    .filter(|(k, _)| matches!(k.as_str(), "labels" | "annotations"))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if metadata.is_empty() {
-            m.remove("metadata");
-        } else {
-            m.insert("metadata".into(), Value::Object(metadata));
-        }
-    }
-    out
-}
-
-fn update_owner(manager: &str, scope: Scope, old: &Value, new: &Value, rt: &ResourceType) -> Owner {
-    let before = fields::leaves(&owned_view(old), rt);
-    let changed = fields::leaves(&owned_view(new), rt)
-        .into_iter()
-        .filter(|(p, v)| before.get(p) != Some(v))
-        .map(|(p, _)| p)
-        .collect();
-    Owner {
-        manager: manager.to_string(),
-        apply: false,
-        scope,
-        fields: changed,
-    }
-}
-
-/// A non-apply write: the writer takes the fields it changed; removed fields are owned by nobody.
-fn transfer_updates(
-    owners: &[Owner],
-    manager: &str,
-    scope: Scope,
-    old: &Value,
-    new: &Value,
-    rt: &ResourceType,
-) -> Vec<Owner> {
-    let taken = update_owner(manager, scope, old, new, rt);
-    let remaining = fields::leaves(&owned_view(new), rt);
-    let mut out: Vec<Owner> = owners
-        .iter()
-        .cloned()
-        .map(|mut o| {
-            o.fields
-                .retain(|p| remaining.contains_key(p) && !taken.fields.contains(p));
-            o
-        })
-        .collect();
-    match out
-        .iter_mut()
-        .find(|o| o.manager == manager && !o.apply && o.scope == scope)
-    {
-        Some(existing) => existing.fields.extend(taken.fields),
-        None if !taken.fields.is_empty() => out.push(taken),
-        None => {}
-    }
-    out.retain(|o| !o.fields.is_empty());
-    out
-}
-
-fn resolve_conflicts(
-    owners: &mut [Owner],
-    object: &Value,
-    applied: &BTreeMap<FieldPath, Value>,
-    rt: &ResourceType,
-    manager: &str,
-    force: bool,
-    name: &str,
-) -> Result<(), ApiError> {
-    let mut conflicts = Vec::new();
-    for (path, value) in applied {
-        let current = fields::get_at(object, path, rt);
-        if current == Some(value) {
-            continue;
-        }
-        for owner in owners
-            .iter()
-            .filter(|o| o.manager != manager && o.fields.contains(path))
-        {
-            conflicts.push(format!(
-                "conflict with \"{}\": {}",
-                owner.manager,
-                fields::display(path)
-            ));
-        }
-    }
-    if conflicts.is_empty() {
-        return Ok(());
-    }
-    if !force {
-        let count = conflicts.len();
-        let noun = if count == 1 { "conflict" } else { "conflicts" };
-        return Err(ApiError::conflict(
-            &rt.plural,
-            name,
-            &format!("Apply failed with {count} {noun}: {}", conflicts.join("; ")),
-        ));
-    }
-    for owner in owners.iter_mut().filter(|o| o.manager != manager) {
-        owner.fields.retain(|p| {
-            !applied.contains_key(p) || fields::get_at(object, p, rt) == applied.get(p)
-        });
-    }
-    Ok(())
-}
-
-fn prune_unapplied(
-    next: &mut Value,
-    owners: &[Owner],
-    applied: &BTreeMap<FieldPath, Value>,
-    rt: &ResourceType,
-    manager: &str,
-    scope: Scope,
-) {
-    let Some(previous) = owners
-        .iter()
-        .find(|o| o.manager == manager && o.apply && o.scope == scope)
-    else {
-        return;
-    };
-    for path in previous.fields.iter().filter(|p| !applied.contains_key(*p)) {
-        let shared = owners.iter().any(|o| {
-            !(o.manager == manager && o.apply && o.scope == scope) && o.fields.contains(path)
-        });
-        if !shared {
-            fields::remove_at(next, path, rt);
-        }
-    }
-}
-
-fn set_apply_owner(
-    owners: &mut Vec<Owner>,
-    manager: &str,
-    scope: Scope,
-    applied: BTreeSet<FieldPath>,
-) {
-    owners.retain(|o| !(o.manager == manager && o.apply && o.scope == scope));
-    owners.push(Owner {
-        manager: manager.to_string(),
-        apply: true,
-        scope,
-        fields: applied,
-    });
-}
-
-fn check_type(object: &Value, rt: &ResourceType) -> Result<(), ApiError> {
-    if !object.is_object() {
-        return Err(ApiError::bad_request(
-            "the request body must be a JSON object",
-        ));
-    }
-    let api_version = object.get("apiVersion").and_then(Value::as_str);
-    let kind = object.get("kind").and_then(Value::as_str);
-    let group_of = |av: &str| {
-        av.rsplit_once('/')
-            .map(|(g, _)| g.to_string())
-            .unwrap_or_default()
-    };
-    if api_version.is_some_and(|av| group_of(av) != rt.group) || kind.is_some_and(|k| k != rt.kind)
-    {
-        return Err(ApiError::bad_request(format!(
-            "the object's apiVersion/kind ({}/{}) does not match the request ({}/{})",
-            api_version.unwrap_or(""),
-            kind.unwrap_or(""),
-            rt.api_version(),
-            rt.kind
-        )));
-    }
-    Ok(())
-}
-
-fn check_apply_body(body: &Value, rt: &ResourceType, name: &str) -> Result<(), ApiError> {
-    let has = |field: &str| {
-        body.get(field)
-            .and_then(Value::as_str)
-            .is_some_and(|s| !s.is_empty())
-    };
-    if !has("apiVersion") || !has("kind") {
-        return Err(ApiError::bad_request(
-            "invalid object type: apply patches must set apiVersion and kind",
-        ));
-    }
-    check_type(body, rt)?;
-    check_name(body, name)
-}
-
-fn check_name(body: &Value, name: &str) -> Result<(), ApiError> {
-    match body.pointer("/metadata/name").and_then(Value::as_str) {
-        Some(given) if given != name => Err(ApiError::bad_request(format!(
-            "the name of the object ({given}) does not match the name on the URL ({name})"
-        ))),
-        _ => Ok(()),
-    }
-}
-
-fn check_namespace(body: &Value, namespace: &str) -> Result<(), ApiError> {
-    match body.pointer("/metadata/namespace").and_then(Value::as_str) {
-        Some(given) if !given.is_empty() && given != namespace => Err(ApiError::bad_request(
-            "the namespace of the provided object does not match the namespace sent on the request",
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn check_precondition(
-    body: &Value,
-    current: &Value,
-    rt: &ResourceType,
-    name: &str,
-) -> Result<(), ApiError> {
-    let wanted = body
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
-    let actual = current
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str);
-    match wanted {
-        Some(w) if Some(w) != actual => Err(ApiError::conflict(
-            &rt.plural,
-            name,
-            "the object has been modified; please apply your changes to the latest version and try again",
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The object's name, generated from `generateName` when absent.
-fn assign_name(object: &mut Value) -> Result<String, ApiError> {
-    if let Some(name) = object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-    {
-        return Ok(name.to_string());
-    }
-    let prefix = object
-        .pointer("/metadata/generateName")
-        .and_then(Value::as_str)
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| {
-            ApiError::invalid("metadata.name: Required value: name or generateName is required")
-        })?;
-    let suffix: String = (0..5)
-        .map(|_| char::from(b"bcdfghjklmnpqrstvwxz2456789"[rand::random_range(0..27)]))
-        .collect();
-    let name = format!("{prefix}{suffix}");
-    object["metadata"]["name"] = json!(name);
-    Ok(name)
 }
