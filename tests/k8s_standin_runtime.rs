@@ -879,3 +879,77 @@ async fn direct_store_access_is_seen_by_watches_and_faults_can_ask_to_retry_late
     let status: serde_json::Value = response.json().await.unwrap();
     assert_eq!(status["reason"], "ServiceUnavailable");
 }
+
+#[tokio::test]
+async fn selector_watch_sees_objects_enter_and_leave_the_selection() {
+    let standin = StandIn::start().await;
+    let api: Api<Secret> = Api::namespaced(standin.client(), "default");
+    api.create(&PostParams::default(), &secret("s", &[("app", "other")]))
+        .await
+        .unwrap();
+    let rv = standin.resource_version().to_string();
+    let mut events = api
+        .watch(&WatchParams::default().labels("app=edgewatch"), &rv)
+        .await
+        .unwrap()
+        .boxed();
+
+    let relabel = |app: &'static str| json!({"metadata": {"labels": {"app": app}}});
+    api.patch(
+        "s",
+        &PatchParams::default(),
+        &Patch::Merge(relabel("edgewatch")),
+    )
+    .await
+    .unwrap();
+    let annotate = json!({"metadata": {"annotations": {"note": "still selected"}}});
+    api.patch("s", &PatchParams::default(), &Patch::Merge(&annotate))
+        .await
+        .unwrap();
+    let left = api
+        .patch(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(relabel("other")),
+        )
+        .await
+        .unwrap();
+    api.patch(
+        "s",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"metadata": {"annotations": null}})),
+    )
+    .await
+    .unwrap();
+    api.patch(
+        "s",
+        &PatchParams::default(),
+        &Patch::Merge(relabel("edgewatch")),
+    )
+    .await
+    .unwrap();
+
+    assert!(
+        matches!(next(&mut events).await.unwrap(), WatchEvent::Added(_)),
+        "entering the selection is ADDED"
+    );
+    assert!(matches!(
+        next(&mut events).await.unwrap(),
+        WatchEvent::Modified(_)
+    ));
+    match next(&mut events).await.unwrap() {
+        WatchEvent::Deleted(s) => {
+            assert_eq!(
+                s.labels().get("app").map(String::as_str),
+                Some("edgewatch"),
+                "the last selected state"
+            );
+            assert_eq!(s.resource_version(), left.resource_version());
+        }
+        other => panic!("leaving the selection is DELETED, got {other:?}"),
+    }
+    assert!(
+        matches!(next(&mut events).await.unwrap(), WatchEvent::Added(_)),
+        "changes outside the selection are not sent"
+    );
+}

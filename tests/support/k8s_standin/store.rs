@@ -64,6 +64,8 @@ pub struct Change {
     pub namespace: String,
     pub kind: ChangeKind,
     pub object: Value,
+    /// The state before a MODIFIED change, so selector watches can turn it into ADDED/DELETED.
+    pub previous: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -376,7 +378,7 @@ impl Store {
 
     /// With finalizers pending, deletion only sets `deletionTimestamp` (once).
     fn mark_for_deletion(&mut self, rt: &ResourceType, key: ObjectKey, stored: Stored) -> Value {
-        let mut next = stored.object;
+        let mut next = stored.object.clone();
         if next.pointer("/metadata/deletionTimestamp").is_none() {
             next["metadata"]["deletionTimestamp"] = json!(now());
             let rv = self.next_rv();
@@ -389,7 +391,7 @@ impl Store {
                     owners,
                 },
             );
-            self.record(rv, &key, ChangeKind::Modified, &next);
+            self.record(rv, &key, ChangeKind::Modified, &next, Some(stored.object));
         }
         present(&next, rt)
     }
@@ -464,6 +466,7 @@ impl Store {
                         namespace: k.namespace.clone(),
                         kind: ChangeKind::Added,
                         object: s.object.clone(),
+                        previous: None,
                     })
                 })
                 .collect(),
@@ -526,7 +529,7 @@ impl Store {
                 owners,
             },
         );
-        self.record(rv, &key, ChangeKind::Added, &object);
+        self.record(rv, &key, ChangeKind::Added, &object, None);
         present(&object, rt)
     }
 
@@ -580,7 +583,13 @@ impl Store {
         if let Some(s) = self.objects.get_mut(&key) {
             s.object = next.clone();
         }
-        self.record(rv, &key, ChangeKind::Modified, &next);
+        self.record(
+            rv,
+            &key,
+            ChangeKind::Modified,
+            &next,
+            Some(stored.object.clone()),
+        );
         present(&next, rt)
     }
 
@@ -592,7 +601,7 @@ impl Store {
             .unwrap_or(Value::Null);
         let rv = self.next_rv();
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
-        self.record(rv, &key, ChangeKind::Deleted, &object);
+        self.record(rv, &key, ChangeKind::Deleted, &object, None);
         present(&object, rt)
     }
 
@@ -601,7 +610,14 @@ impl Store {
         self.rv
     }
 
-    fn record(&mut self, rv: u64, key: &ObjectKey, kind: ChangeKind, object: &Value) {
+    fn record(
+        &mut self,
+        rv: u64,
+        key: &ObjectKey,
+        kind: ChangeKind,
+        object: &Value,
+        previous: Option<Value>,
+    ) {
         let change = Arc::new(Change {
             rv,
             group: key.group.clone(),
@@ -609,6 +625,7 @@ impl Store {
             namespace: key.namespace.clone(),
             kind,
             object: object.clone(),
+            previous,
         });
         self.history.push_back(change.clone());
         while self.history.len() > self.history_limit {

@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::registry::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
 use super::server::{Call, SharedState, Target, metadata_view};
-use super::store::Change;
+use super::store::{Change, ChangeKind};
 
 pub(super) struct WatchRequest {
     rt: ResourceType,
@@ -60,23 +60,37 @@ impl WatchRequest {
         })
     }
 
-    fn wants(&self, change: &Change) -> bool {
-        change.group == self.rt.group
+    /// The event this watcher sees for `change`, if any. Like the real watch cache, a
+    /// modification that moves an object into or out of the selectors is ADDED or DELETED.
+    fn render(&self, change: &Change) -> Option<Bytes> {
+        let same_resource = change.group == self.rt.group
             && change.plural == self.rt.plural
             && self
                 .namespace
                 .as_deref()
-                .is_none_or(|ns| change.namespace == ns)
-            && self.labels.matches(&change.object)
-            && self.fields.matches(&change.object)
-    }
-
-    fn event_line(&self, change: &Change) -> Bytes {
-        let mut object = super::store::present(&change.object, &self.rt);
+                .is_none_or(|ns| change.namespace == ns);
+        if !same_resource {
+            return None;
+        }
+        let selected = |object: &Value| self.labels.matches(object) && self.fields.matches(object);
+        let now = selected(&change.object);
+        let before = change.previous.as_ref().is_some_and(selected);
+        let (kind, object) = match change.kind {
+            ChangeKind::Modified if now && !before => ("ADDED", change.object.clone()),
+            ChangeKind::Modified if !now && before => {
+                let mut last = change.previous.clone().unwrap_or_default();
+                last["metadata"]["resourceVersion"] =
+                    change.object["metadata"]["resourceVersion"].clone();
+                ("DELETED", last)
+            }
+            kind if now => (kind.as_str(), change.object.clone()),
+            _ => return None,
+        };
+        let mut object = super::store::present(&object, &self.rt);
         if self.metadata_only {
             object = metadata_view(&object);
         }
-        line(&json!({"type": change.kind.as_str(), "object": object}))
+        Some(line(&json!({"type": kind, "object": object})))
     }
 
     fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
@@ -124,8 +138,8 @@ pub(super) fn stream_watch(shared: &SharedState, watch: WatchRequest) -> Respons
             }
         };
         let mut live = start.live;
-        for change in start.backlog.iter().filter(|c| watch.wants(c)) {
-            if tx.send(Ok(watch.event_line(change))).await.is_err() {
+        for event in start.backlog.iter().filter_map(|c| watch.render(c)) {
+            if tx.send(Ok(event)).await.is_err() {
                 return;
             }
         }
@@ -144,8 +158,10 @@ pub(super) fn stream_watch(shared: &SharedState, watch: WatchRequest) -> Respons
         loop {
             let outgoing = tokio::select! {
                 received = live.recv() => match received {
-                    Ok(change) if watch.wants(&change) => watch.event_line(&change),
-                    Ok(_) => continue,
+                    Ok(change) => match watch.render(&change) {
+                        Some(event) => event,
+                        None => continue,
+                    },
                     Err(RecvError::Lagged(_)) => line(&json!({"type": "ERROR", "object": ApiError::expired("watch fell behind").to_status()})),
                     Err(RecvError::Closed) => return,
                 },
