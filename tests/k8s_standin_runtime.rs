@@ -953,3 +953,50 @@ async fn selector_watch_sees_objects_enter_and_leave_the_selection() {
         "changes outside the selection are not sent"
     );
 }
+
+#[tokio::test]
+async fn kube_finalizer_helper_adds_then_removes_its_finalizer() {
+    use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+
+    let standin = StandIn::start().await;
+    standin.install_crd(&Gadget::crd());
+    let api: Api<Gadget> = Api::namespaced(standin.client(), "default");
+    api.create(&PostParams::default(), &gadget("default", "g", 1))
+        .await
+        .unwrap();
+    let name = "example.test/cleanup";
+    let run = |api: Api<Gadget>| async move {
+        let object = Arc::new(api.get("g").await.unwrap());
+        finalizer(&api, name, object, |event| async move {
+            Ok::<_, std::convert::Infallible>(match event {
+                Finalizer::Apply(_) => kube::runtime::controller::Action::await_change(),
+                Finalizer::Cleanup(_) => kube::runtime::controller::Action::await_change(),
+            })
+        })
+        .await
+        .unwrap()
+    };
+
+    run(api.clone()).await;
+    assert_eq!(api.get("g").await.unwrap().finalizers(), [name]);
+    api.delete("g", &DeleteParams::default()).await.unwrap();
+    assert!(
+        api.get("g")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
+    run(api.clone()).await;
+    assert!(
+        api.get_opt("g").await.unwrap().is_none(),
+        "removing the finalizer completes the deletion"
+    );
+    let json_patches = standin.count_requests(|r| {
+        r.method == "PATCH"
+            && r.content_type.as_deref() == Some("application/json-patch+json")
+            && r.status == 200
+    });
+    assert_eq!(json_patches, 2);
+}

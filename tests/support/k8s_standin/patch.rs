@@ -107,8 +107,10 @@ fn apply_operation(target: &mut Value, op: &Value) -> Result<(), ApiError> {
             add(target, path, value()?)
         }
         "test" => {
+            // Like the API server's json-patch library, a missing path tests equal to null.
+            let expected = value()?;
             let actual = target.pointer(path);
-            if actual == Some(&value()?) {
+            if actual == Some(&expected) || (actual.is_none() && expected.is_null()) {
                 Ok(())
             } else {
                 Err(ApiError::invalid(format!(
