@@ -333,20 +333,18 @@ fn a_listed_namespace_gets_a_role_and_no_cluster_role() {
     let docs = render(&["ci/namespaced-values.yaml"], &[]);
     assert!(of_kind(&docs, "ClusterRole").is_empty());
     assert!(of_kind(&docs, "ClusterRoleBinding").is_empty());
-    {
-        let namespace = "iot-plant-a";
-        let role = of_kind(&docs, "Role")
-            .into_iter()
-            .find(|r| r["metadata"]["namespace"] == namespace)
-            .unwrap_or_else(|| panic!("no Role in {namespace}"));
-        assert_eq!(grants(role), watch_grants());
-        let binding = of_kind(&docs, "RoleBinding")
-            .into_iter()
-            .find(|b| b["metadata"]["namespace"] == namespace)
-            .unwrap_or_else(|| panic!("no RoleBinding in {namespace}"));
-        assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
-        assert_eq!(binding["subjects"][0]["namespace"], RELEASE_NAMESPACE);
-    }
+    let namespace = "iot-plant-a";
+    let role = of_kind(&docs, "Role")
+        .into_iter()
+        .find(|r| r["metadata"]["namespace"] == namespace)
+        .unwrap_or_else(|| panic!("no Role in {namespace}"));
+    assert_eq!(grants(role), watch_grants());
+    let binding = of_kind(&docs, "RoleBinding")
+        .into_iter()
+        .find(|b| b["metadata"]["namespace"] == namespace)
+        .unwrap_or_else(|| panic!("no RoleBinding in {namespace}"));
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["namespace"], RELEASE_NAMESPACE);
 }
 
 #[test]
