@@ -133,7 +133,8 @@ impl WatchDeviceCounts {
 }
 
 /// What the registry remembers about one watch so its series can be removed later
-/// (`prometheus-client` families cannot be filtered by a label).
+/// (`prometheus-client` families cannot be filtered by a label). Every method holds the
+/// index lock while it touches a watch's series, so index and series always agree.
 #[derive(Default)]
 struct WatchSeries {
     condition_types: BTreeSet<String>,
@@ -407,6 +408,7 @@ impl Metrics {
     /// Publishes the watch's device counts (`edgewatch_watch_devices`).
     pub fn set_watch_device_counts(&self, namespace: &str, watch: &str, counts: WatchDeviceCounts) {
         let key = watch_labels(namespace, watch);
+        let mut watches = self.watches();
         for (state, count) in counts.by_state() {
             let labels = DeviceCountLabels {
                 namespace: key.namespace.clone(),
@@ -418,7 +420,7 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(saturating_i64(count));
         }
-        self.watches().entry(key).or_default().has_counts = true;
+        watches.entry(key).or_default().has_counts = true;
     }
 
     /// Publishes one device's `Reachable` and `Ready` as 1/0/-1.
@@ -433,6 +435,7 @@ impl Metrics {
         let key = watch_labels(namespace, watch);
         let labels = device_labels(&key, device);
         let families = self.families();
+        let mut watches = self.watches();
         families
             .device_reachable
             .get_or_create(&labels)
@@ -441,7 +444,7 @@ impl Metrics {
             .device_ready
             .get_or_create(&labels)
             .set(tri_state(ready));
-        self.watches()
+        watches
             .entry(key)
             .or_default()
             .devices
@@ -465,6 +468,7 @@ impl Metrics {
         let key = watch_labels(namespace, watch);
         let labels = module_labels(&key, device, module);
         let families = self.families();
+        let mut watches = self.watches();
         families
             .module_running
             .get_or_create(&labels)
@@ -473,7 +477,7 @@ impl Metrics {
             .module_restarts
             .get_or_create(&labels)
             .set(restarts);
-        self.watches()
+        watches
             .entry(key)
             .or_default()
             .devices
@@ -485,9 +489,9 @@ impl Metrics {
     /// Removes a module's series (the module left the deployment).
     pub fn forget_module(&self, namespace: &str, watch: &str, device: &str, module: &str) {
         let key = watch_labels(namespace, watch);
+        let mut watches = self.watches();
         self.remove_module_series(&key, device, module);
-        if let Some(modules) = self
-            .watches()
+        if let Some(modules) = watches
             .get_mut(&key)
             .and_then(|series| series.devices.get_mut(device))
         {
@@ -498,8 +502,8 @@ impl Metrics {
     /// Removes a device's series and those of its modules (the device left the watch).
     pub fn forget_device(&self, namespace: &str, watch: &str, device: &str) {
         let key = watch_labels(namespace, watch);
-        let modules = self
-            .watches()
+        let mut watches = self.watches();
+        let modules = watches
             .get_mut(&key)
             .and_then(|series| series.devices.remove(device))
             .unwrap_or_default();
@@ -516,30 +520,28 @@ impl Metrics {
     ) {
         let key = watch_labels(namespace, watch);
         let keep: BTreeSet<&str> = current.into_iter().collect();
-        let removed: Vec<(String, BTreeSet<String>)> = {
-            let mut watches = self.watches();
-            let Some(series) = watches.get_mut(&key) else {
-                return;
-            };
-            let gone: Vec<String> = series
-                .devices
-                .keys()
-                .filter(|device| !keep.contains(device.as_str()))
-                .cloned()
-                .collect();
-            gone.into_iter()
-                .filter_map(|device| series.devices.remove_entry(&device))
-                .collect()
+        let mut watches = self.watches();
+        let Some(series) = watches.get_mut(&key) else {
+            return;
         };
-        for (device, modules) in removed {
-            self.remove_device_series(&key, &device, &modules);
+        let gone: Vec<String> = series
+            .devices
+            .keys()
+            .filter(|device| !keep.contains(device.as_str()))
+            .cloned()
+            .collect();
+        for device in gone {
+            if let Some(modules) = series.devices.remove(&device) {
+                self.remove_device_series(&key, &device, &modules);
+            }
         }
     }
 
     /// Removes every series of the watch (the `EdgeDeviceWatch` was deleted).
     pub fn forget_watch(&self, namespace: &str, watch: &str) {
         let key = watch_labels(namespace, watch);
-        let Some(series) = self.watches().remove(&key) else {
+        let mut watches = self.watches();
+        let Some(series) = watches.remove(&key) else {
             return;
         };
         let families = self.families();
@@ -599,11 +601,11 @@ impl Metrics {
         outcome: Result<(), &'static str>,
     ) {
         let key = watch_labels(namespace, watch);
+        let mut watches = self.watches();
         self.families()
             .reconcile_duration
             .get_or_create(&key)
             .observe(duration.as_secs_f64());
-        let mut watches = self.watches();
         let series = watches.entry(key.clone()).or_default();
         if let Err(kind) = outcome {
             self.families()
@@ -621,8 +623,9 @@ impl Metrics {
     /// Counts one status patch sent for the watch.
     pub fn status_written(&self, namespace: &str, watch: &str) {
         let key = watch_labels(namespace, watch);
+        let mut watches = self.watches();
         self.families().status_writes.get_or_create(&key).inc();
-        self.watches().entry(key).or_default();
+        watches.entry(key).or_default();
     }
 
     /// Whether this replica holds the leader Lease.
@@ -875,6 +878,39 @@ mod tests {
         assert!(text.contains(r#"watch="plant-b""#), "{text}");
         // Forgetting an unknown watch is harmless.
         m.forget_watch("iot", "never-seen");
+    }
+
+    #[test]
+    fn concurrent_updates_and_forgets_leave_no_orphan_series() {
+        let m = Metrics::new(true);
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let m = m.clone();
+                scope.spawn(move || {
+                    for i in 0..200 {
+                        let device = format!("gw-{t}-{i}");
+                        m.set_device(
+                            "iot",
+                            "w",
+                            &device,
+                            ConditionStatus::True,
+                            ConditionStatus::False,
+                        );
+                        m.set_module("iot", "w", &device, "m", true, 1);
+                        m.set_watch_device_counts("iot", "w", WatchDeviceCounts::default());
+                    }
+                });
+            }
+            let m = m.clone();
+            scope.spawn(move || {
+                for _ in 0..50 {
+                    m.forget_watch("iot", "w");
+                }
+            });
+        });
+        m.forget_watch("iot", "w");
+        let text = m.encode();
+        assert!(!text.contains(r#"watch="w""#), "{text}");
     }
 
     #[test]
