@@ -4,6 +4,12 @@
 //! Liveness only says the process serves HTTP; readiness says the controller is running
 //! (its caches are synced), so a rolling update waits for the new replica to be useful
 //! before the old one goes away.
+//!
+//! Wiring in `edgewatch run`: flatten [`OpsArgs`] into the command's arguments, build the
+//! registry with [`OpsArgs::metrics`], hand clones of it to the controller and (as its
+//! [`RequestObserver`](crate::iothub::RequestObserver)) to the IoT Hub clients, start the
+//! server with [`OpsArgs::start`], call [`Readiness::set_ready`] once the controller
+//! runs, and [`OpsServer::shutdown`] after it stopped.
 
 use std::future::Future;
 use std::net::SocketAddr;
