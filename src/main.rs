@@ -11,12 +11,17 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Serve a simulated IoT Hub with a fleet of IoT Edge devices.
+    Sim(edgewatch::cli::sim::SimArgs),
+}
 
 fn main() -> ExitCode {
     let Some(command) = Cli::parse().command else {
         let _ = Cli::command().print_help();
         return ExitCode::from(2);
     };
-    match command {}
+    match command {
+        Command::Sim(args) => edgewatch::cli::sim::run(args),
+    }
 }
