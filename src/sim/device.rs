@@ -130,14 +130,20 @@ impl ModuleProc {
         self.last_exit = Some(at);
         self.running_since = None;
         self.crash_at = None;
-        let restarts = self.restart_policy > RestartPolicy::Never;
-        if restarts && self.restart_count < MAX_RESTART_COUNT {
-            self.status = RuntimeStatus::Backoff;
+        // The agent restarts failed modules under any policy but `never`, and modules
+        // that exited cleanly only under `always`.
+        let failed = exit_code != 0;
+        let restarts = self.restart_policy == RestartPolicy::Always
+            || (self.restart_policy > RestartPolicy::Never && failed);
+        self.next_restart = None;
+        self.status = if restarts && self.restart_count < MAX_RESTART_COUNT {
             self.next_restart = Some(at + cool_off(self.restart_count));
+            RuntimeStatus::Backoff
+        } else if failed || restarts {
+            RuntimeStatus::Failed
         } else {
-            self.status = RuntimeStatus::Failed;
-            self.next_restart = None;
-        }
+            RuntimeStatus::Stopped
+        };
     }
 
     fn restart(&mut self, at: Timestamp) {

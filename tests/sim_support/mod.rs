@@ -71,16 +71,16 @@ impl HubClient {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                panic!("body is JSON: {}", String::from_utf8_lossy(&bytes))
-            })
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("body is JSON: {}", String::from_utf8_lossy(&bytes)))
         };
         (status, headers, body)
     }
 
     pub async fn get(&self, path_and_query: &str) -> (StatusCode, HeaderMap, Value) {
         let url = format!("{}{path_and_query}", self.base);
-        self.send(self.http.get(url).header("Authorization", &self.auth)).await
+        self.send(self.http.get(url).header("Authorization", &self.auth))
+            .await
     }
 
     pub async fn post(&self, path_and_query: &str, body: &Value) -> (StatusCode, HeaderMap, Value) {
@@ -97,8 +97,14 @@ impl HubClient {
     /// A module twin, asserting 200.
     pub async fn module_twin(&self, device: &str, module: &str) -> Value {
         let enc = module.replace('$', "%24");
-        let (status, _, body) = self.get(&format!("/twins/{device}/modules/{enc}?{API}")).await;
-        assert_eq!(status, StatusCode::OK, "GET module twin {device}/{module}: {body}");
+        let (status, _, body) = self
+            .get(&format!("/twins/{device}/modules/{enc}?{API}"))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "GET module twin {device}/{module}: {body}"
+        );
         body
     }
 
@@ -118,7 +124,13 @@ impl HubClient {
     }
 
     /// Invokes a method on a module; returns status, headers and body.
-    pub async fn invoke(&self, device: &str, module: &str, method: &str, payload: Value) -> (StatusCode, HeaderMap, Value) {
+    pub async fn invoke(
+        &self,
+        device: &str,
+        module: &str,
+        method: &str,
+        payload: Value,
+    ) -> (StatusCode, HeaderMap, Value) {
         let enc = module.replace('$', "%24");
         self.post(
             &format!("/twins/{device}/modules/{enc}/methods?{API}"),
@@ -128,7 +140,12 @@ impl HubClient {
     }
 
     /// Runs a query with paging headers.
-    pub async fn query(&self, q: &str, page: Option<usize>, continuation: Option<&str>) -> (StatusCode, HeaderMap, Value) {
+    pub async fn query(
+        &self,
+        q: &str,
+        page: Option<usize>,
+        continuation: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Value) {
         let mut req = self
             .http
             .post(format!("{}/devices/query?{API}", self.base))
