@@ -286,8 +286,7 @@ impl SimDevice {
         };
         let deployed = boot - SignedDuration::from_secs(60);
         dev.publish_desired(deployed);
-        dev.hub_twin
-            .set_desired(hub_desired_doc(), &with_z(deployed));
+        dev.hub_twin.set_desired(hub_desired_doc(), deployed);
         dev.apply_deployment(boot, DeployOutcome::Applied);
         dev.set_connection_states();
         dev.report(boot);
@@ -635,7 +634,7 @@ impl SimDevice {
                 self.agent_running = false;
                 if self.online {
                     let doc = self.agent_reported_doc();
-                    self.agent_twin.set_reported(doc, &with_z(at));
+                    self.agent_twin.set_reported(doc, at);
                 }
             }
             Action::AgentStart {} => {
@@ -685,7 +684,7 @@ impl SimDevice {
 
     fn publish_desired(&mut self, at: Timestamp) {
         let doc = agent_desired_doc(&self.desired);
-        self.agent_twin.set_desired(doc, &with_z(at));
+        self.agent_twin.set_desired(doc, at);
         let names: Vec<String> = self.desired.modules.keys().cloned().collect();
         for name in names {
             self.publish_module_desired(&name, at);
@@ -697,7 +696,7 @@ impl SimDevice {
             return;
         };
         if let Some(twin) = self.module_twins.get_mut(module) {
-            twin.set_desired(spec.desired_properties.clone(), &with_z(at));
+            twin.set_desired(spec.desired_properties.clone(), at);
         }
     }
 
@@ -757,7 +756,7 @@ impl SimDevice {
         }
         if !self.module_twins.contains_key(&spec.name) {
             let mut twin = TwinDoc::new(&self.id, Some(&spec.name), &etag);
-            twin.set_desired(spec.desired_properties.clone(), &with_z(at));
+            twin.set_desired(spec.desired_properties.clone(), at);
             self.module_twins.insert(spec.name.clone(), twin);
         }
     }
@@ -792,12 +791,11 @@ impl SimDevice {
         if !self.online || !self.agent_running {
             return;
         }
-        let stamp = with_z(at);
         let agent_doc = self.agent_reported_doc();
-        self.agent_twin.set_reported(agent_doc, &stamp);
+        self.agent_twin.set_reported(agent_doc, at);
         if self.hub.is_up() {
             let hub_doc = self.hub_reported_doc();
-            self.hub_twin.set_reported(hub_doc, &stamp);
+            self.hub_twin.set_reported(hub_doc, at);
         }
         for (name, twin) in self.module_twins.iter_mut() {
             let Some(p) = self.procs.get(name) else {
@@ -810,7 +808,7 @@ impl SimDevice {
                     .get(name)
                     .map(|s| s.desired_properties.clone())
                     .unwrap_or_default();
-                twin.set_reported(props, &stamp);
+                twin.set_reported(props, at);
             }
         }
     }

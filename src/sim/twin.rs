@@ -6,45 +6,158 @@
 //! timestamp moves only when its value really changed and `$version` counts real patches.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use jiff::Timestamp;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
-use super::timefmt::NEVER_Z;
+use super::timefmt::{NEVER_Z, with_z};
 
-/// When and (for desired sections) at which version a patch was written.
-struct Stamp<'a> {
-    at: &'a str,
-    version: Option<i64>,
+/// Property names are shared between all twins: a fleet of 10,000 devices repeats the
+/// same few hundred keys, so each is stored once.
+fn intern(key: &str) -> Arc<str> {
+    static KEYS: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
+    let mut keys = KEYS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(k) = keys.get(key) {
+        return k.clone();
+    }
+    let k: Arc<str> = Arc::from(key);
+    keys.insert(k.clone());
+    k
 }
 
-impl Stamp<'_> {
-    fn write(&self, meta: &mut Map<String, Value>) {
-        meta.insert("$lastUpdated".into(), Value::String(self.at.to_string()));
-        if let Some(v) = self.version {
-            meta.insert("$lastUpdatedVersion".into(), Value::from(v));
+/// When a node last changed and, in desired sections, at which `$version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    /// `None` is "never" (`0001-01-01T00:00:00Z`).
+    at: Option<Timestamp>,
+    /// 0 in reported sections, which carry no `$lastUpdatedVersion`.
+    version: u32,
+}
+
+impl Stamp {
+    fn at_text(&self) -> String {
+        self.at.map_or_else(|| NEVER_Z.to_string(), with_z)
+    }
+}
+
+/// A property and its metadata in one node: a leaf (scalar or array, as IoT Hub
+/// treats arrays) or an object whose children keep their insertion order.
+#[derive(Debug, Clone)]
+enum Node {
+    Leaf(Value, Stamp),
+    Object(Vec<(Arc<str>, Node)>, Stamp),
+}
+
+impl Node {
+    fn fresh(value: &Value, stamp: Stamp) -> Node {
+        match value {
+            Value::Object(children) => Node::Object(fresh_children(children, stamp), stamp),
+            other => Node::Leaf(other.clone(), stamp),
         }
     }
 
-    fn fresh(&self, value: &Value) -> Value {
-        let mut meta = Map::new();
-        self.write(&mut meta);
-        if let Value::Object(children) = value {
-            for (k, v) in children {
-                meta.insert(k.clone(), self.fresh(v));
+    fn to_value(&self) -> Value {
+        match self {
+            Node::Leaf(v, _) => v.clone(),
+            Node::Object(children, _) => Value::Object(
+                children
+                    .iter()
+                    .map(|(k, n)| (k.to_string(), n.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+fn fresh_children(map: &Map<String, Value>, stamp: Stamp) -> Vec<(Arc<str>, Node)> {
+    let mut v: Vec<(Arc<str>, Node)> = map
+        .iter()
+        .map(|(k, v)| (intern(k), Node::fresh(v, stamp)))
+        .collect();
+    v.shrink_to_fit();
+    v
+}
+
+/// Makes `children` equal to `new`; changed nodes get `stamp`. Returns whether anything changed.
+fn merge(children: &mut Vec<(Arc<str>, Node)>, new: &Map<String, Value>, stamp: Stamp) -> bool {
+    let before = children.len();
+    children.retain(|(k, _)| new.contains_key(&**k));
+    let mut changed = children.len() != before;
+    for (key, value) in new {
+        let existing = children.iter_mut().find(|(k, _)| **k == **key);
+        match (existing, value) {
+            (Some((_, Node::Object(kids, own))), Value::Object(obj)) => {
+                if merge(kids, obj, stamp) {
+                    *own = stamp;
+                    changed = true;
+                }
+            }
+            (Some((_, Node::Leaf(old, _))), _) if old == value => {}
+            (Some((_, node)), _) => {
+                *node = Node::fresh(value, stamp);
+                changed = true;
+            }
+            (None, _) => {
+                children.push((intern(key), Node::fresh(value, stamp)));
+                changed = true;
             }
         }
-        Value::Object(meta)
     }
+    changed
+}
+
+struct DataView<'a>(&'a [(Arc<str>, Node)]);
+
+impl Serialize for DataView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, node) in self.0 {
+            match node {
+                Node::Leaf(v, _) => map.serialize_entry(&**k, v)?,
+                Node::Object(kids, _) => map.serialize_entry(&**k, &DataView(kids))?,
+            }
+        }
+        map.end()
+    }
+}
+
+struct MetaView<'a>(&'a [(Arc<str>, Node)], Stamp);
+
+impl Serialize for MetaView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        write_stamp(&mut map, self.1)?;
+        for (k, node) in self.0 {
+            match node {
+                Node::Leaf(_, stamp) => map.serialize_entry(&**k, &MetaView(&[], *stamp))?,
+                Node::Object(kids, stamp) => map.serialize_entry(&**k, &MetaView(kids, *stamp))?,
+            }
+        }
+        map.end()
+    }
+}
+
+fn write_stamp<M: SerializeMap>(map: &mut M, stamp: Stamp) -> Result<(), M::Error> {
+    map.serialize_entry("$lastUpdated", &stamp.at_text())?;
+    if stamp.version > 0 {
+        map.serialize_entry("$lastUpdatedVersion", &stamp.version)?;
+    }
+    Ok(())
 }
 
 /// One of `properties.desired` / `properties.reported`.
 #[derive(Debug, Clone)]
 pub struct Section {
-    data: Map<String, Value>,
-    meta: Map<String, Value>,
+    children: Vec<(Arc<str>, Node)>,
+    stamp: Stamp,
     version: i64,
     desired: bool,
 }
@@ -52,101 +165,81 @@ pub struct Section {
 impl Section {
     /// A section nobody has written yet: `$version` 1, `$lastUpdated` "never".
     pub fn empty(desired: bool) -> Self {
-        let mut meta = Map::new();
-        meta.insert("$lastUpdated".into(), Value::String(NEVER_Z.into()));
-        if desired {
-            meta.insert("$lastUpdatedVersion".into(), Value::from(1));
-        }
         Section {
-            data: Map::new(),
-            meta,
+            children: Vec::new(),
+            stamp: Stamp {
+                at: None,
+                version: u32::from(desired),
+            },
             version: 1,
             desired,
         }
     }
 
     /// The properties without `$metadata` / `$version`.
-    pub fn data(&self) -> &Map<String, Value> {
-        &self.data
+    pub fn data(&self) -> Map<String, Value> {
+        self.children
+            .iter()
+            .map(|(k, n)| (k.to_string(), n.to_value()))
+            .collect()
     }
 
     pub fn version(&self) -> i64 {
         self.version
     }
 
-    /// `$metadata.$lastUpdated` of the whole section.
-    pub fn last_updated(&self) -> Option<&str> {
-        self.meta.get("$lastUpdated").and_then(Value::as_str)
+    /// `$metadata.$lastUpdated` of the whole section (`None` for never).
+    pub fn last_updated(&self) -> Option<Timestamp> {
+        self.stamp.at
     }
 
     /// Makes the section equal to `doc`; returns whether anything changed (then
     /// `$version` is bumped and the changed nodes and their ancestors get `at`).
-    pub fn replace(&mut self, doc: Map<String, Value>, at: &str) -> bool {
+    pub fn replace(&mut self, doc: Map<String, Value>, at: Timestamp) -> bool {
+        let next = self.version + 1;
         let stamp = Stamp {
-            at,
-            version: self.desired.then_some(self.version + 1),
+            at: Some(at),
+            version: if self.desired {
+                u32::try_from(next).unwrap_or(u32::MAX)
+            } else {
+                0
+            },
         };
-        let changed = merge_object(&mut self.data, &mut self.meta, &doc, &stamp);
+        let changed = merge(&mut self.children, &doc, stamp);
         if changed {
-            self.version += 1;
+            self.version = next;
+            self.stamp = stamp;
         }
         changed
     }
-}
 
-fn merge_object(
-    data: &mut Map<String, Value>,
-    meta: &mut Map<String, Value>,
-    new: &Map<String, Value>,
-    stamp: &Stamp<'_>,
-) -> bool {
-    let mut changed = false;
-    let removed: Vec<String> = data
-        .keys()
-        .filter(|k| !new.contains_key(*k))
-        .cloned()
-        .collect();
-    for key in removed {
-        data.remove(&key);
-        meta.remove(&key);
-        changed = true;
-    }
-    for (key, new_value) in new {
-        match (data.get_mut(key), new_value) {
-            (Some(Value::Object(old)), Value::Object(new_obj)) => {
-                let node = meta
-                    .entry(key.clone())
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if !node.is_object() {
-                    *node = Value::Object(Map::new());
-                }
-                if let Value::Object(node) = node
-                    && merge_object(old, node, new_obj, stamp)
-                {
-                    changed = true;
-                }
-            }
-            (Some(old), _) if old == new_value => {}
-            _ => {
-                data.insert(key.clone(), new_value.clone());
-                meta.insert(key.clone(), stamp.fresh(new_value));
-                changed = true;
+    /// The value at `path` below the section root.
+    fn get(&self, path: &[String]) -> Option<Cow<'_, Value>> {
+        let (first, rest) = path.split_first()?;
+        let mut node = &self.children.iter().find(|(k, _)| **k == **first)?.1;
+        for key in rest {
+            match node {
+                Node::Object(kids, _) => node = &kids.iter().find(|(k, _)| **k == **key)?.1,
+                Node::Leaf(..) => return None,
             }
         }
+        Some(match node {
+            Node::Leaf(v, _) => Cow::Borrowed(v),
+            object => Cow::Owned(object.to_value()),
+        })
     }
-    if changed {
-        stamp.write(meta);
-    }
-    changed
 }
 
 impl Serialize for Section {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.data.len() + 2))?;
-        for (k, v) in &self.data {
-            map.serialize_entry(k, v)?;
+        let mut map = serializer.serialize_map(None)?;
+        for (k, node) in &self.children {
+            match node {
+                Node::Leaf(v, _) => map.serialize_entry(&**k, v)?,
+                Node::Object(kids, _) => map.serialize_entry(&**k, &DataView(kids))?,
+            }
         }
-        map.serialize_entry("$metadata", &self.meta)?;
+        map.serialize_entry("$metadata", &MetaView(&self.children, self.stamp))?;
         map.serialize_entry("$version", &self.version)?;
         map.end()
     }
@@ -195,7 +288,7 @@ impl TwinDoc {
     }
 
     /// Replaces the desired section; returns whether it changed.
-    pub fn set_desired(&mut self, doc: Map<String, Value>, at: &str) -> bool {
+    pub fn set_desired(&mut self, doc: Map<String, Value>, at: Timestamp) -> bool {
         let changed = self.desired.replace(doc, at);
         if changed {
             self.version += 1;
@@ -204,7 +297,7 @@ impl TwinDoc {
     }
 
     /// Replaces the reported section; returns whether it changed.
-    pub fn set_reported(&mut self, doc: Map<String, Value>, at: &str) -> bool {
+    pub fn set_reported(&mut self, doc: Map<String, Value>, at: Timestamp) -> bool {
         let changed = self.reported.replace(doc, at);
         if changed {
             self.version += 1;
@@ -241,7 +334,7 @@ impl TwinDoc {
                 {
                     return Some(Cow::Owned(Value::from(section.version)));
                 }
-                walk(&section.data, rest)
+                section.get(rest)
             }
             _ => None,
         }
@@ -255,6 +348,12 @@ fn walk<'a>(map: &'a Map<String, Value>, path: &[String]) -> Option<Cow<'a, Valu
         current = current.as_object()?.get(key)?;
     }
     Some(Cow::Borrowed(current))
+}
+
+#[derive(serde::Serialize)]
+struct Properties<'a> {
+    desired: &'a Section,
+    reported: &'a Section,
 }
 
 impl Serialize for TwinDoc {
@@ -283,7 +382,10 @@ impl Serialize for TwinDoc {
         }
         map.serialize_entry(
             "properties",
-            &json!({"desired": &self.desired, "reported": &self.reported}),
+            &Properties {
+                desired: &self.desired,
+                reported: &self.reported,
+            },
         )?;
         if let Some(edge) = self.iot_edge {
             map.serialize_entry("capabilities", &json!({"iotEdge": edge}))?;
@@ -304,29 +406,37 @@ mod tests {
         v.as_object().cloned().unwrap()
     }
 
+    fn ts(n: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + n).unwrap()
+    }
+
+    fn z(n: i64) -> String {
+        with_z(ts(n))
+    }
+
     #[test]
     fn only_changed_leaves_and_their_ancestors_get_a_new_timestamp() {
         let mut s = Section::empty(false);
-        assert!(s.replace(obj(json!({"a": {"x": 1, "y": 2}, "b": 3})), "T1"));
+        assert!(s.replace(obj(json!({"a": {"x": 1, "y": 2}, "b": 3})), ts(1)));
         assert_eq!(s.version(), 2);
-        assert!(!s.replace(obj(json!({"a": {"x": 1, "y": 2}, "b": 3})), "T2"));
+        assert!(!s.replace(obj(json!({"a": {"x": 1, "y": 2}, "b": 3})), ts(2)));
         assert_eq!(s.version(), 2, "an identical report is not a patch");
-        assert!(s.replace(obj(json!({"a": {"x": 1, "y": 5}, "b": 3})), "T3"));
+        assert!(s.replace(obj(json!({"a": {"x": 1, "y": 5}, "b": 3})), ts(3)));
         let out = serde_json::to_value(&s).unwrap();
         let meta = &out["$metadata"];
-        assert_eq!(meta["$lastUpdated"], "T3");
-        assert_eq!(meta["a"]["$lastUpdated"], "T3");
-        assert_eq!(meta["a"]["y"]["$lastUpdated"], "T3");
-        assert_eq!(meta["a"]["x"]["$lastUpdated"], "T1");
-        assert_eq!(meta["b"]["$lastUpdated"], "T1");
+        assert_eq!(meta["$lastUpdated"], z(3));
+        assert_eq!(meta["a"]["$lastUpdated"], z(3));
+        assert_eq!(meta["a"]["y"]["$lastUpdated"], z(3));
+        assert_eq!(meta["a"]["x"]["$lastUpdated"], z(1));
+        assert_eq!(meta["b"]["$lastUpdated"], z(1));
         assert_eq!(out["$version"], 3);
     }
 
     #[test]
     fn removed_keys_disappear_with_their_metadata() {
         let mut s = Section::empty(true);
-        s.replace(obj(json!({"a": 1, "b": 2})), "T1");
-        assert!(s.replace(obj(json!({"a": 1})), "T2"));
+        s.replace(obj(json!({"a": 1, "b": 2})), ts(1));
+        assert!(s.replace(obj(json!({"a": 1})), ts(2)));
         let out = serde_json::to_value(&s).unwrap();
         assert!(out.get("b").is_none());
         assert!(out["$metadata"].get("b").is_none());
@@ -346,7 +456,7 @@ mod tests {
         let mut t = TwinDoc::new("dev1", Some("$edgeAgent"), "x");
         t.tags = Some(obj(json!({"site": {"name": "a"}})));
         t.iot_edge = Some(true);
-        t.set_reported(obj(json!({"lastDesiredVersion": 4})), "T");
+        t.set_reported(obj(json!({"lastDesiredVersion": 4})), ts(0));
         let p = |s: &str| s.split('.').map(str::to_string).collect::<Vec<_>>();
         assert_eq!(
             t.lookup(&p("tags.site.name")).unwrap().as_ref(),
