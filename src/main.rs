@@ -12,6 +12,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Judge one device from twin files (exit 0 Ready, 1 not Ready, 2 bad input).
+    Evaluate(edgewatch::cli::evaluate::EvaluateArgs),
     /// Serve a simulated IoT Hub with a fleet of IoT Edge devices.
     Sim(edgewatch::cli::sim::SimArgs),
 }
@@ -22,6 +24,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     match command {
+        Command::Evaluate(args) => edgewatch::cli::evaluate::run(&args),
         Command::Sim(args) => edgewatch::cli::sim::run(args),
     }
 }
