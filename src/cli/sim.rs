@@ -88,6 +88,9 @@ fn config_from(args: &SimArgs) -> anyhow::Result<SimConfig> {
         None => Scenario::default(),
     };
     let policy = match &args.policy_key {
+        Some(key) if crate::iothub::sas::signature(key, "check", 0).is_err() => {
+            anyhow::bail!("--policy-key must be a base64 key")
+        }
         Some(key) => SasPolicy {
             name: args.policy_name.clone(),
             key: key.clone(),
