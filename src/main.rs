@@ -14,6 +14,8 @@ struct Cli {
 enum Command {
     /// Judge one device from twin files (exit 0 Ready, 1 not Ready, 2 bad input).
     Evaluate(edgewatch::cli::evaluate::EvaluateArgs),
+    /// Serve a simulated IoT Hub with a fleet of IoT Edge devices.
+    Sim(edgewatch::cli::sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -23,5 +25,6 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Evaluate(args) => edgewatch::cli::evaluate::run(&args),
+        Command::Sim(args) => edgewatch::cli::sim::run(args),
     }
 }
