@@ -11,12 +11,24 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Print the EdgeDeviceWatch CRD as YAML.
+    Crd(edgewatch::cli::crd::CrdArgs),
+}
 
 fn main() -> ExitCode {
     let Some(command) = Cli::parse().command else {
         let _ = Cli::command().print_help();
         return ExitCode::from(2);
     };
-    match command {}
+    let result = match command {
+        Command::Crd(args) => edgewatch::cli::crd::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -1,1 +1,3 @@
 //! One module per `edgewatch` subcommand; `main.rs` only parses and dispatches.
+
+pub mod crd;
