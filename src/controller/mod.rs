@@ -1,1 +1,11 @@
-//! (filled in by its issue)
+//! The operator: glue between the `EdgeDeviceWatch` API, the IoT Hub client and the
+//! evaluator. Pure decision logic lives in small modules tested without any server; the
+//! runtime modules do the I/O.
+
+pub mod backoff;
+pub mod device_set;
+pub mod error;
+pub mod ping_schedule;
+pub mod read_plan;
+pub mod restart_history;
+pub mod settings;
