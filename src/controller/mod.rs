@@ -3,9 +3,15 @@
 //! runtime modules do the I/O.
 
 pub mod backoff;
+pub mod conditions;
 pub mod device_set;
 pub mod error;
 pub mod ping_schedule;
 pub mod read_plan;
 pub mod restart_history;
 pub mod settings;
+pub mod status_builder;
+pub mod transitions;
+
+#[cfg(test)]
+pub(crate) mod test_reports;
