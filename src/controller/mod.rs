@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod conditions;
 pub mod device_set;
 pub mod error;
+pub mod outcome;
 pub mod ping_schedule;
 pub mod read_plan;
 pub mod restart_history;

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use crate::health::report::{ConditionStatus, ConditionType, DeviceReport, Reason};
+
 /// The share of a hub's quota edgewatch may use, per metered operation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QuotaBudget {
@@ -162,9 +164,43 @@ pub fn query_text(device_ids: &[String], modules: &[String]) -> String {
     )
 }
 
+/// Whether a verdict judged from query data must be confirmed by GETs before it is
+/// published. Query results may lag by minutes (Microsoft documents up to ~30); a GET is
+/// authoritative. A verdict that keeps the previous one needs no confirmation; a device
+/// seen for the first time needs it only when it looks bad.
+pub fn needs_confirmation(previous: Option<&DeviceReport>, from_query: &DeviceReport) -> bool {
+    match previous {
+        None => !from_query.is_ready(),
+        Some(previous) => verdict(previous) != verdict(from_query),
+    }
+}
+
+fn verdict(report: &DeviceReport) -> Vec<(ConditionType, ConditionStatus, Reason)> {
+    report
+        .conditions
+        .iter()
+        .map(|c| (c.type_, c.status, c.reason))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::test_reports::{healthy, module_bad};
+
+    #[test]
+    fn only_changed_or_bad_first_verdicts_need_a_confirming_get() {
+        let ok = healthy("a");
+        let bad = module_bad("a", "m", Reason::ModuleFailed);
+        assert!(!needs_confirmation(None, &ok));
+        assert!(needs_confirmation(None, &bad));
+        assert!(!needs_confirmation(Some(&ok), &ok));
+        assert!(!needs_confirmation(Some(&bad), &bad));
+        assert!(needs_confirmation(Some(&ok), &bad));
+        assert!(needs_confirmation(Some(&bad), &ok));
+        let backoff = module_bad("a", "m", Reason::ModuleBackoff);
+        assert!(needs_confirmation(Some(&bad), &backoff));
+    }
 
     fn devices(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("gw-{i:05}")).collect()
