@@ -6,12 +6,16 @@ pub mod backoff;
 pub mod conditions;
 pub mod device_set;
 pub mod error;
+pub mod event_publisher;
+pub mod leader;
 pub mod outcome;
 pub mod ping_schedule;
 pub mod read_plan;
 pub mod restart_history;
+pub mod secret_source;
 pub mod settings;
 pub mod status_builder;
+pub mod status_writer;
 pub mod transitions;
 
 #[cfg(test)]

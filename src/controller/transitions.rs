@@ -36,6 +36,22 @@ pub struct PlannedEvent {
     /// The `action` field: what edgewatch did when it noticed.
     pub action: &'static str,
     pub note: String,
+    /// The device concerned (`None` for a summary).
+    pub device: Option<String>,
+    /// The module concerned, for module faults.
+    pub module: Option<String>,
+}
+
+impl PlannedEvent {
+    /// The part of the watch the Event is about, as `regarding.fieldPath`. It also keeps
+    /// kube's Recorder from folding the same reason on two devices into one series.
+    pub fn field_path(&self) -> Option<String> {
+        let device = self.device.as_ref()?;
+        Some(match &self.module {
+            Some(module) => format!("status.devices{{{device}}}.failingModules{{{module}}}"),
+            None => format!("status.devices{{{device}}}"),
+        })
+    }
 }
 
 /// The faults of a device as the evaluator judged it.
@@ -160,6 +176,8 @@ fn warning(
         reason,
         action: "Detected",
         note: note(&report.device_id, key.1.as_deref(), &detail),
+        device: Some(report.device_id.clone()),
+        module: key.1.clone(),
     }
 }
 
@@ -190,6 +208,8 @@ fn recovery(report: &DeviceReport, key: &(ConditionType, Option<String>)) -> Opt
         reason,
         action: "Recovered",
         note: note(&report.device_id, key.1.as_deref(), &detail),
+        device: Some(report.device_id.clone()),
+        module: key.1.clone(),
     })
 }
 
@@ -220,6 +240,8 @@ fn summarise_overflow(mut events: Vec<PlannedEvent>) -> Vec<PlannedEvent> {
             rest.len(),
             rest.len() - warnings
         ),
+        device: None,
+        module: None,
     });
     events
 }
