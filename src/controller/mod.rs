@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod conditions;
+pub mod credentials;
 pub mod device_set;
 pub mod error;
 pub mod event_publisher;
@@ -11,12 +12,15 @@ pub mod leader;
 pub mod outcome;
 pub mod ping_schedule;
 pub mod read_plan;
+pub mod reconcile;
 pub mod restart_history;
+pub mod runtime;
 pub mod secret_source;
 pub mod settings;
 pub mod status_builder;
 pub mod status_writer;
 pub mod transitions;
+pub mod watch_state;
 
 #[cfg(test)]
 pub(crate) mod test_reports;
