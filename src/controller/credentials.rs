@@ -5,14 +5,15 @@ use kube::Client;
 use crate::api::HubSpec;
 
 use super::error::ReconcileError;
-use super::secret_source::{SecretText, read_secret_key};
+use super::secret_source::read_secret_key;
 use super::settings::InvalidSpec;
+use crate::iothub::Secret;
 
 /// How to authenticate to a watch's hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HubCredentials {
     /// A connection string (SAS policy) read from the referenced Secret.
-    ConnectionString(SecretText),
+    ConnectionString(Secret),
     /// Microsoft Entra ID through Azure Workload Identity.
     WorkloadIdentity {
         host_name: String,

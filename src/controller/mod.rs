@@ -8,6 +8,8 @@ pub mod credentials;
 pub mod device_set;
 pub mod error;
 pub mod event_publisher;
+pub mod hub_clients;
+pub mod hub_errors;
 pub mod leader;
 pub mod outcome;
 pub mod ping_schedule;

@@ -5,25 +5,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
 use crate::api::SecretKeyRef;
+use crate::iothub::Secret as SecretText;
 
 use super::error::ReconcileError;
-
-/// A secret value: usable, but never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretText(String);
-
-impl SecretText {
-    /// The value, for the one place that needs it (parsing the connection string).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for SecretText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretText(<redacted>)")
-    }
-}
 
 /// Reads `reference` from the Secrets of `namespace`.
 pub async fn read_secret_key(
@@ -61,7 +45,7 @@ pub fn value_of(
         .cloned()
         .map(Ok);
     match from_data.or(from_string_data) {
-        Some(Ok(text)) if !text.trim().is_empty() => Ok(SecretText(text.trim().to_owned())),
+        Some(Ok(text)) if !text.trim().is_empty() => Ok(SecretText::new(text.trim())),
         Some(Ok(_)) => Err(ReconcileError::BadConnectionString {
             namespace: namespace.to_owned(),
             name: reference.name.clone(),
