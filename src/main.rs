@@ -14,6 +14,8 @@ struct Cli {
 enum Command {
     /// Print the EdgeDeviceWatch CRD as YAML.
     Crd(edgewatch::cli::crd::CrdArgs),
+    /// Judge one device from twin files (exit 0 Ready, 1 not Ready, 2 bad input).
+    Evaluate(edgewatch::cli::evaluate::EvaluateArgs),
 }
 
 fn main() -> ExitCode {
@@ -21,14 +23,8 @@ fn main() -> ExitCode {
         let _ = Cli::command().print_help();
         return ExitCode::from(2);
     };
-    let result = match command {
+    match command {
         Command::Crd(args) => edgewatch::cli::crd::run(&args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(2)
-        }
+        Command::Evaluate(args) => edgewatch::cli::evaluate::run(&args),
     }
 }

@@ -5,9 +5,16 @@
 #[derive(clap::Args, Debug, Default)]
 pub struct CrdArgs {}
 
-/// Writes the CRD YAML to stdout.
-pub fn run(_args: &CrdArgs) -> anyhow::Result<()> {
-    let yaml = crate::api::crd_yaml().map_err(|e| anyhow::anyhow!("serialising the CRD: {e}"))?;
-    print!("{yaml}");
-    Ok(())
+/// Writes the CRD YAML to stdout; exit code 2 if it cannot be serialised.
+pub fn run(_args: &CrdArgs) -> std::process::ExitCode {
+    match crate::api::crd_yaml() {
+        Ok(yaml) => {
+            print!("{yaml}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: serialising the CRD: {error}");
+            std::process::ExitCode::from(2)
+        }
+    }
 }

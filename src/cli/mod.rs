@@ -1,3 +1,4 @@
 //! One module per `edgewatch` subcommand; `main.rs` only parses and dispatches.
 
 pub mod crd;
+pub mod evaluate;

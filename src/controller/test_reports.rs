@@ -34,6 +34,7 @@ pub fn healthy(device_id: &str) -> DeviceReport {
         drift: vec![],
         ping_latency_ms: Some(25),
         reported_at: None,
+        disconnected_clients: vec![],
     }
 }
 

@@ -213,6 +213,23 @@ pub struct DeviceReport {
     pub ping_latency_ms: Option<u64>,
     /// `$metadata.$lastUpdated` of the `$edgeAgent` reported section, `null` for never.
     pub reported_at: Option<Timestamp>,
+    /// Downstream clients `$edgeHub` lists as Disconnected. Informational: shown to
+    /// users, never changes a condition (modules come and go; leaf devices sleep).
+    #[serde(default)]
+    pub disconnected_clients: Vec<ClientReport>,
+}
+
+/// A downstream client of `$edgeHub` (module, leaf or child device) as it reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientReport {
+    /// Client id, decoded (`device/module`, `leaf`, `child/$edgeHub`).
+    pub name: String,
+    pub status: String,
+    /// `null` when never or not reported.
+    pub last_connected: Option<Timestamp>,
+    /// `null` when never or not reported.
+    pub last_disconnected: Option<Timestamp>,
 }
 
 impl DeviceReport {
