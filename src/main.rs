@@ -16,6 +16,8 @@ enum Command {
     Crd(edgewatch::cli::crd::CrdArgs),
     /// Judge one device from twin files (exit 0 Ready, 1 not Ready, 2 bad input).
     Evaluate(edgewatch::cli::evaluate::EvaluateArgs),
+    /// Run the operator (in cluster, or with KUBECONFIG).
+    Run(edgewatch::cli::run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -26,5 +28,6 @@ fn main() -> ExitCode {
     match command {
         Command::Crd(args) => edgewatch::cli::crd::run(&args),
         Command::Evaluate(args) => edgewatch::cli::evaluate::run(&args),
+        Command::Run(args) => edgewatch::cli::run::run(&args),
     }
 }

@@ -183,7 +183,8 @@ pub struct PingFailure {
     pub at: Timestamp,
 }
 
-/// Restarts of one module seen by the operator, to detect restart loops across polls.
+/// Restarts of one module seen by the operator, to detect restart loops across polls
+/// (the evaluator's `ModuleRestarts`, with the device it belongs to).
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RestartObservation {
@@ -191,7 +192,9 @@ pub struct RestartObservation {
     pub module: String,
     /// `restartCount` at the last observation.
     pub restart_count: i64,
-    /// When restarts were seen (newest last), only those inside the window.
+    /// `lastRestartTimeUtc` at the last observation.
+    pub last_restart: Timestamp,
+    /// When restarts were seen (oldest first), only those inside the window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restarts_at: Vec<Timestamp>,
 }

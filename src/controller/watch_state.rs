@@ -9,16 +9,17 @@ use crate::api::{EdgeDeviceWatchStatus, WatchMemory};
 use crate::health::report::DeviceReport;
 
 use super::ping_schedule::PingLedger;
-use super::restart_history::RestartHistory;
+use super::restart_memory;
 use super::transitions::{Faults, carried_faults, faults_of_entry};
+use crate::health::DeviceMemory;
 
 /// In-memory state of one watch.
 #[derive(Debug, Clone, Default)]
 pub struct WatchState {
     /// Last ping per device.
     pub pings: PingLedger,
-    /// Restarts seen per module.
-    pub restarts: RestartHistory,
+    /// The evaluator's restart memory per device.
+    pub restarts: HashMap<String, DeviceMemory>,
     /// Faults announced per device, so Events fire on transitions only.
     pub faults: HashMap<String, Faults>,
     /// The last published verdict per device (to decide when query data needs a GET).
@@ -36,7 +37,7 @@ impl WatchState {
         };
         Self {
             pings: PingLedger::from_memory(&status.memory),
-            restarts: RestartHistory::from_memory(&status.memory.restarts),
+            restarts: restart_memory::from_status(&status.memory.restarts),
             faults: status
                 .devices
                 .iter()
@@ -65,12 +66,21 @@ impl WatchState {
             .collect();
     }
 
+    /// Forgets devices that left the watch.
+    pub fn retain_devices(&mut self, devices: &[String]) {
+        let keep: std::collections::HashSet<&str> = devices.iter().map(String::as_str).collect();
+        self.pings.retain_devices(devices);
+        self.restarts.retain(|d, _| keep.contains(d.as_str()));
+        self.faults.retain(|d, _| keep.contains(d.as_str()));
+        self.reports.retain(|d, _| keep.contains(d.as_str()));
+    }
+
     /// The part of the state persisted in `status.memory`.
     pub fn memory(&self) -> WatchMemory {
         WatchMemory {
             last_ping_at: self.pings.last_ping_at(),
             ping_failures: self.pings.failures(),
-            restarts: self.restarts.to_memory(),
+            restarts: restart_memory::to_status(&self.restarts),
         }
     }
 }
