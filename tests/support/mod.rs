@@ -1,0 +1,5 @@
+//! Shared test support. Each integration test compiles this tree with `mod support;` and uses only
+//! part of it, so dead-code warnings are expected here and silenced once for the whole tree.
+#![allow(dead_code)]
+
+pub mod k8s_standin;
