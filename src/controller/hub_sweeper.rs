@@ -37,11 +37,6 @@ impl HubSweeper {
             budget,
         }
     }
-
-    /// Drops clients of watches that no longer exist.
-    pub fn retain(&self, live: &std::collections::HashSet<String>) {
-        self.clients.retain(live);
-    }
 }
 
 impl Sweeper for HubSweeper {
@@ -102,6 +97,10 @@ impl Sweeper for HubSweeper {
             hub: client.hub().to_owned(),
             reports,
         })
+    }
+
+    fn retain_watches(&self, live: &std::collections::HashSet<String>) {
+        self.clients.retain(live);
     }
 }
 

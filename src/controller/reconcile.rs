@@ -59,6 +59,12 @@ pub trait Sweeper: Send + Sync + 'static {
         request: SweepRequest<'_>,
         state: &mut WatchState,
     ) -> impl Future<Output = Result<SweepOutput, ReconcileError>> + Send;
+
+    /// Drops whatever the sweeper keeps for watches that no longer exist (`live` holds
+    /// the `namespace/name` keys of those that do).
+    fn retain_watches(&self, live: &std::collections::HashSet<String>) {
+        let _ = live;
+    }
 }
 
 /// Everything reconciles share.
@@ -126,6 +132,8 @@ impl<S: Sweeper> Context<S> {
             states.remove(&key);
             self.backoff.reset(&key);
         }
+        drop(states);
+        self.sweeper.retain_watches(live);
     }
 
     /// Watches with in-memory state.
