@@ -160,7 +160,6 @@ fn is(expected: (&str, &str)) -> impl Fn(Option<(String, String)>) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the `edgewatch sim` subcommand, which lands with the sim branch; run with --ignored once merged"]
 async fn the_operator_follows_the_simulated_fleet_and_fails_over() {
     let dir = tempfile::tempdir().unwrap();
     let standin = StandIn::start().await;
