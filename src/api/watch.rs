@@ -201,7 +201,7 @@ pub struct WorkloadIdentitySpec {
 /// An IoT Hub twin query condition selecting devices.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct SelectorSpec {
-    /// The condition of a `SELECT deviceId FROM devices WHERE ...` query, without `WHERE`.
+    /// The condition of a `SELECT * FROM devices WHERE ...` twin query, without `WHERE`.
     #[schemars(length(min = 1, max = 4000))]
     pub query: String,
 }

@@ -7,10 +7,12 @@ use std::collections::BTreeSet;
 /// needed (the quota, not memory, is what makes larger watches useless).
 pub const MAX_DEVICES_PER_WATCH: usize = 20_000;
 
-/// The IoT Hub query that lists the device ids a selector matches. Non-Edge devices have
-/// no `$edgeAgent` to judge, so they are never selected.
+/// The IoT Hub query that finds the devices a selector matches. Non-Edge devices have no
+/// `$edgeAgent` to judge, so they are never selected. It selects whole device twins
+/// rather than projecting `deviceId`: pages cost the same query quota either way, and
+/// the simulator (like other IoT Hub stand-ins) supports only `SELECT *`.
 pub fn selector_query(condition: &str) -> String {
-    format!("SELECT deviceId FROM devices WHERE ({condition}) AND capabilities.iotEdge = true")
+    format!("SELECT * FROM devices WHERE ({condition}) AND capabilities.iotEdge = true")
 }
 
 /// The resolved device set.
@@ -97,7 +99,7 @@ mod tests {
     fn selector_query_keeps_only_edge_devices() {
         assert_eq!(
             selector_query("tags.site = 'a'"),
-            "SELECT deviceId FROM devices WHERE (tags.site = 'a') AND capabilities.iotEdge = true"
+            "SELECT * FROM devices WHERE (tags.site = 'a') AND capabilities.iotEdge = true"
         );
     }
 

@@ -165,13 +165,14 @@ fn absent(error: &IotHubError) -> bool {
     )
 }
 
-/// Pings `$edgeAgent` on each of `devices`; a hub-wide failure (401, throttling) stops
-/// the round and is returned after the pings already made are recorded.
+/// Pings `$edgeAgent` on each of `devices`, stamping the outcomes with the sweep's time
+/// `at`; a hub-wide failure (401, throttling) stops the round and is returned after the
+/// pings already made are recorded.
 pub async fn ping_devices(
     client: &IotHubClient,
     devices: Vec<String>,
     timeout: Duration,
-    now: fn() -> Timestamp,
+    at: Timestamp,
 ) -> (Vec<(String, PingRecord)>, Option<IotHubError>) {
     let mut results = futures::stream::iter(devices)
         .map(|device| {
@@ -190,7 +191,7 @@ pub async fn ping_devices(
             return (records, Some(e.clone()));
         }
         let record = PingRecord {
-            at: now(),
+            at,
             outcome: ping_outcome(&result),
             latency_ms: result
                 .as_ref()

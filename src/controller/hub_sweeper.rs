@@ -66,7 +66,7 @@ impl Sweeper for HubSweeper {
                 .map(str::to_owned)
                 .collect();
             let (records, stop) =
-                ping_devices(&client, due, request.settings.ping_timeout, Timestamp::now).await;
+                ping_devices(&client, due, request.settings.ping_timeout, request.now).await;
             for (device, record) in records {
                 state.pings.record(&device, record);
             }
