@@ -36,6 +36,7 @@ impl Sweeper for HealthyFleet {
         Ok(SweepOutput {
             hub: "plant-a.azure-devices.net".into(),
             reports,
+            quota_time: Duration::ZERO,
         })
     }
 }

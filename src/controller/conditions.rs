@@ -225,6 +225,17 @@ pub fn annotate_ready(conditions: &mut [Condition], note: &str) {
     }
 }
 
+/// Adds a remark to the end of the `Ready` message (deterministic text, so repeated
+/// reconciles produce the same status).
+pub fn append_to_ready(conditions: &mut [Condition], remark: &str) {
+    if let Some(ready) = conditions
+        .iter_mut()
+        .find(|c| c.type_ == ConditionType::Ready.as_str())
+    {
+        ready.message = truncate(&format!("{}; {remark}", ready.message), MAX_MESSAGE_CHARS);
+    }
+}
+
 /// Separates a note from the message it annotates.
 pub const NOTE_SEPARATOR: &str = " | last known: ";
 

@@ -64,13 +64,14 @@ pub fn module_ids(spec: &EdgeDeviceWatchSpec) -> Vec<String> {
     modules
 }
 
-/// Reads the twins of `devices`, batched through queries when that is cheaper.
+/// Reads the twins of `devices`, batched through queries when that is cheaper; also
+/// returns how much of the hub's quota time the reads needed by the plan's estimate.
 pub async fn read_twins(
     client: &IotHubClient,
     devices: &[String],
     modules: &[String],
     budget: &QuotaBudget,
-) -> Result<HashMap<String, DeviceReads>, ReconcileError> {
+) -> Result<(HashMap<String, DeviceReads>, Duration), ReconcileError> {
     let plan = plan_reads(devices, modules, budget);
     let mut reads: HashMap<String, DeviceReads> = devices
         .iter()
@@ -88,7 +89,7 @@ pub async fn read_twins(
         }
     }
     get_into(client, plan.gets, &mut reads).await?;
-    Ok(reads)
+    Ok((reads, plan.estimated))
 }
 
 /// Re-reads the twins of `devices` by GET (authoritative), replacing query data.

@@ -57,7 +57,8 @@ impl Sweeper for HubSweeper {
         }
         state.retain_devices(&devices.ids);
         let modules = module_ids(request.spec);
-        let mut reads = read_twins(&client, &devices.ids, &modules, &self.budget).await?;
+        let (mut reads, quota_time) =
+            read_twins(&client, &devices.ids, &modules, &self.budget).await?;
         if request.settings.ping_enabled {
             let due: Vec<String> = state
                 .pings
@@ -96,6 +97,7 @@ impl Sweeper for HubSweeper {
         Ok(SweepOutput {
             hub: client.hub().to_owned(),
             reports,
+            quota_time,
         })
     }
 

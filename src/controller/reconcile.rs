@@ -19,6 +19,7 @@ use crate::api::{EdgeDeviceWatch, EdgeDeviceWatchSpec, EdgeDeviceWatchStatus};
 use crate::health::report::DeviceReport;
 
 use super::backoff::{BackoffBook, BackoffPolicy};
+use super::conditions::append_to_ready;
 use super::credentials::{HubCredentials, resolve_credentials};
 use super::error::ReconcileError;
 use super::event_publisher::publish_all;
@@ -48,6 +49,9 @@ pub struct SweepOutput {
     pub hub: String,
     /// One verdict per watched device.
     pub reports: Vec<DeviceReport>,
+    /// The hub quota time one sweep needs (estimated): when it exceeds the interval the
+    /// status says so instead of silently running late.
+    pub quota_time: Duration,
 }
 
 /// Reads the devices of a watch and judges them. The production sweeper talks to IoT Hub
@@ -194,7 +198,13 @@ async fn reconcile_with_state<S: Sweeper>(
                 reports: &output.reports,
                 memory: state.memory(),
             };
-            let status = build_status(&sweep, previous, now, &ctx.limits);
+            let mut status = build_status(&sweep, previous, now, &ctx.limits);
+            if output.quota_time > interval {
+                append_to_ready(
+                    &mut status.conditions,
+                    &interval_too_short(&output, interval),
+                );
+            }
             let events = plan_events(&state.faults, &output.reports);
             write_if_changed(&api, &watch.name_any(), previous, &status).await?;
             state.remember(&output.reports);
@@ -266,6 +276,16 @@ fn not_due_for(
     let elapsed = age(at, now);
     (swept_generation == generation && elapsed < settings.interval)
         .then(|| settings.interval - elapsed)
+}
+
+/// Says that the interval asks for more than the hub's quota allows.
+fn interval_too_short(output: &SweepOutput, interval: Duration) -> String {
+    format!(
+        "interval {}s is shorter than the ~{}s of IoT Hub read quota one sweep of {} devices needs; sweeps run late",
+        interval.as_secs(),
+        output.quota_time.as_secs().max(1),
+        output.reports.len()
+    )
 }
 
 fn retry_delay<S>(ctx: &Context<S>, failures: u32, error: &ReconcileError) -> Duration {
