@@ -226,7 +226,10 @@ async fn reconcile_with_state<S: Sweeper>(
             state.last_success = None;
             let failures = ctx.backoff.record_failure(key);
             tracing::warn!(watch = key, %error, failures, "reconcile failed");
-            if let Some(status) = status_after_failure(previous, &error, generation, now) {
+            if let Some(mut status) = status_after_failure(previous, &error, generation, now) {
+                if status.hub.is_none() {
+                    status.hub.clone_from(&watch.spec.hub.host_name);
+                }
                 write_if_changed(&api, &watch.name_any(), previous, &status).await?;
             }
             Ok(Action::requeue(retry_delay(ctx, failures, &error)))
