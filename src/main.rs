@@ -12,8 +12,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print the EdgeDeviceWatch CRD as YAML.
+    Crd(edgewatch::cli::crd::CrdArgs),
     /// Judge one device from twin files (exit 0 Ready, 1 not Ready, 2 bad input).
     Evaluate(edgewatch::cli::evaluate::EvaluateArgs),
+    /// Run the operator (in cluster, or with KUBECONFIG).
+    Run(edgewatch::cli::run::RunArgs),
     /// Serve a simulated IoT Hub with a fleet of IoT Edge devices.
     Sim(edgewatch::cli::sim::SimArgs),
 }
@@ -24,7 +28,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     match command {
+        Command::Crd(args) => edgewatch::cli::crd::run(&args),
         Command::Evaluate(args) => edgewatch::cli::evaluate::run(&args),
+        Command::Run(args) => edgewatch::cli::run::run(&args),
         Command::Sim(args) => edgewatch::cli::sim::run(args),
     }
 }

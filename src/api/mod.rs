@@ -1,1 +1,22 @@
-//! (filled in by its issue)
+//! The `EdgeDeviceWatch` custom resource (`edgewatch.dev/v1alpha1`): what users declare
+//! (spec), what the operator publishes (status), and the CRD generated from both.
+
+pub mod duration;
+pub mod status;
+pub mod watch;
+
+pub use duration::{DurationParseError, parse_duration};
+pub use status::{
+    AspectState, DeviceCounts, DeviceEntry, DriftEntry, EdgeDeviceWatchStatus, FailingModule,
+    PingFailure, PingOutcome, RestartObservation, WatchMemory,
+};
+pub use watch::{
+    EdgeDeviceWatch, EdgeDeviceWatchSpec, HubSpec, ModuleExpectation, PingSpec, RestartLoopSpec,
+    SecretKeyRef, SelectorSpec, WorkloadIdentitySpec,
+};
+
+/// The CRD exactly as `edgewatch crd` prints it and `crds/` holds it.
+pub fn crd_yaml() -> Result<String, serde_saphyr::ser::Error> {
+    use kube::CustomResourceExt;
+    serde_saphyr::to_string(&EdgeDeviceWatch::crd())
+}

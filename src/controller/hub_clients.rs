@@ -1,0 +1,178 @@
+//! One IoT Hub client per watch, reused across reconciles (its token cache and pacing
+//! state live in it) and rebuilt when the watch's credential changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use crate::iothub::{
+    ClientConfig, ConnectionString, Credential, IotHubClient, RequestObserver,
+    WorkloadIdentityConfig,
+};
+
+use super::credentials::HubCredentials;
+use super::error::ReconcileError;
+
+/// Settings every hub client shares.
+#[derive(Clone, Default)]
+pub struct HubClientTemplate {
+    /// Send all requests here instead of `https://<hub>` (the simulator, a private endpoint).
+    pub endpoint: Option<String>,
+    /// Extra CA certificates (PEM) to trust.
+    pub extra_ca_pem: Option<Vec<u8>>,
+    /// Where request metrics go.
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+impl HubClientTemplate {
+    fn config(&self, host_name: &str) -> ClientConfig {
+        let mut config = ClientConfig::new(host_name);
+        config.endpoint = self.endpoint.clone();
+        config.extra_ca_pem = self.extra_ca_pem.clone();
+        if let Some(observer) = &self.observer {
+            config.observer = Arc::clone(observer);
+        }
+        config
+    }
+}
+
+/// Clients by watch key, with a fingerprint of the credential they were built from.
+#[derive(Default)]
+pub struct HubClients {
+    template: HubClientTemplate,
+    clients: Mutex<HashMap<String, ([u8; 32], IotHubClient)>>,
+}
+
+impl HubClients {
+    pub fn new(template: HubClientTemplate) -> Self {
+        Self {
+            template,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client for `watch_key`, building a new one when the credential changed.
+    pub fn client_for(
+        &self,
+        watch_key: &str,
+        credentials: &HubCredentials,
+    ) -> Result<IotHubClient, ReconcileError> {
+        let fingerprint = fingerprint(credentials);
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((known, client)) = clients.get(watch_key)
+            && *known == fingerprint
+        {
+            return Ok(client.clone());
+        }
+        let client = self.build(credentials)?;
+        clients.insert(watch_key.to_owned(), (fingerprint, client.clone()));
+        Ok(client)
+    }
+
+    /// Drops clients of watches that no longer exist.
+    pub fn retain(&self, live: &std::collections::HashSet<String>) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| live.contains(k));
+    }
+
+    fn build(&self, credentials: &HubCredentials) -> Result<IotHubClient, ReconcileError> {
+        let (host_name, credential) = match credentials {
+            HubCredentials::ConnectionString(text) => {
+                let parsed = ConnectionString::parse(text.expose()).map_err(|e| {
+                    ReconcileError::InvalidSpec(super::settings::InvalidSpec(format!(
+                        "the referenced connection string is not usable: {e}"
+                    )))
+                })?;
+                (
+                    parsed.host_name().to_owned(),
+                    Credential::SharedAccessKey(parsed),
+                )
+            }
+            HubCredentials::WorkloadIdentity {
+                host_name,
+                client_id,
+            } => {
+                let mut identity = WorkloadIdentityConfig::from_env().map_err(|e| {
+                    ReconcileError::AuthenticationFailed(format!(
+                        "Azure Workload Identity is not set up for this pod: {e}"
+                    ))
+                })?;
+                if let Some(id) = client_id {
+                    identity.client_id = id.clone();
+                }
+                (host_name.clone(), Credential::WorkloadIdentity(identity))
+            }
+        };
+        IotHubClient::new(self.template.config(&host_name), credential).map_err(|e| {
+            ReconcileError::InvalidSpec(super::settings::InvalidSpec(format!(
+                "cannot build an IoT Hub client for {host_name}: {e}"
+            )))
+        })
+    }
+}
+
+fn fingerprint(credentials: &HubCredentials) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    match credentials {
+        HubCredentials::ConnectionString(text) => {
+            hash.update(b"sas\0");
+            hash.update(text.expose().as_bytes());
+        }
+        HubCredentials::WorkloadIdentity {
+            host_name,
+            client_id,
+        } => {
+            hash.update(b"wi\0");
+            hash.update(host_name.as_bytes());
+            hash.update(b"\0");
+            hash.update(client_id.as_deref().unwrap_or_default().as_bytes());
+        }
+    }
+    hash.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iothub::Secret;
+
+    fn sas(key: &str) -> HubCredentials {
+        HubCredentials::ConnectionString(Secret::new(format!(
+            "HostName=plant-a.azure-devices.net;SharedAccessKeyName=edgewatch;SharedAccessKey={key}"
+        )))
+    }
+
+    #[test]
+    fn a_client_is_reused_until_the_credential_changes() {
+        let clients = HubClients::default();
+        let first = clients.client_for("iot/a", &sas("c2VjcmV0")).unwrap();
+        assert_eq!(first.hub(), "plant-a.azure-devices.net");
+        let _again = clients.client_for("iot/a", &sas("c2VjcmV0")).unwrap();
+        assert_eq!(clients.clients.lock().unwrap().len(), 1);
+        let before = clients.clients.lock().unwrap()["iot/a"].0;
+        clients.client_for("iot/a", &sas("b3RoZXI=")).unwrap();
+        assert_ne!(clients.clients.lock().unwrap()["iot/a"].0, before);
+    }
+
+    #[test]
+    fn a_malformed_connection_string_is_an_invalid_spec_without_the_key() {
+        let bad = HubCredentials::ConnectionString(Secret::new("SharedAccessKey=c2VjcmV0"));
+        let error = HubClients::default().client_for("iot/a", &bad).unwrap_err();
+        assert_eq!(
+            error.stall_reason(),
+            Some(crate::health::report::Reason::InvalidSpec)
+        );
+        assert!(!error.to_string().contains("c2VjcmV0"), "{error}");
+    }
+
+    #[test]
+    fn clients_of_deleted_watches_are_dropped() {
+        let clients = HubClients::default();
+        clients.client_for("iot/a", &sas("c2VjcmV0")).unwrap();
+        clients.retain(&Default::default());
+        assert!(clients.clients.lock().unwrap().is_empty());
+    }
+}
