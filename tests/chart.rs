@@ -215,6 +215,40 @@ fn operator_flags_follow_values() {
     assert_eq!(env_value(c, "EXTRA"), "1");
 }
 
+/// The command line `edgewatch run` accepts: its own arguments plus the ops-server flags
+/// ([`OpsArgs`]) unless `run` already flattens them.
+fn run_command() -> clap::Command {
+    use clap::Args as _;
+    let run = edgewatch::cli::run::RunArgs::augment_args(clap::Command::new("run"));
+    if run.get_arguments().any(|a| a.get_id() == "metrics_address") {
+        run
+    } else {
+        edgewatch::controller::ops_server::OpsArgs::augment_args(run)
+    }
+}
+
+#[test]
+fn edgewatch_run_accepts_every_flag_the_chart_passes() {
+    for values in [
+        &[][..],
+        &["ci/all-features-values.yaml"][..],
+        &["ci/no-leader-election-values.yaml"][..],
+    ] {
+        let docs = render(values, &[]);
+        let args = args(&docs);
+        assert_eq!(args[0], "run");
+        if let Err(e) = run_command().try_get_matches_from(&args) {
+            panic!("{values:?}: edgewatch run refuses {args:?}: {e}");
+        }
+    }
+    // Not vacuous: a flag `run` does not know is refused.
+    assert!(
+        run_command()
+            .try_get_matches_from(["run", "--log-level=info"])
+            .is_err()
+    );
+}
+
 #[test]
 fn without_leader_election_one_replica_is_recreated_and_no_lease_is_granted() {
     let docs = render(&["ci/no-leader-election-values.yaml"], &[]);
