@@ -215,16 +215,10 @@ fn operator_flags_follow_values() {
     assert_eq!(env_value(c, "EXTRA"), "1");
 }
 
-/// The command line `edgewatch run` accepts: its own arguments plus the ops-server flags
-/// ([`OpsArgs`]) unless `run` already flattens them.
+/// The command line `edgewatch run` accepts (the ops-server flags included).
 fn run_command() -> clap::Command {
     use clap::Args as _;
-    let run = edgewatch::cli::run::RunArgs::augment_args(clap::Command::new("run"));
-    if run.get_arguments().any(|a| a.get_id() == "metrics_address") {
-        run
-    } else {
-        edgewatch::controller::ops_server::OpsArgs::augment_args(run)
-    }
+    edgewatch::cli::run::RunArgs::augment_args(clap::Command::new("run"))
 }
 
 #[test]

@@ -105,11 +105,18 @@ impl Simulator {
     }
 }
 
-fn start_replica(kubeconfig: &Path, ca: &Path, identity: &str) -> Child {
+/// A loopback address with a port free right now, for a replica's metrics server.
+fn free_metrics_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+fn start_replica(kubeconfig: &Path, ca: &Path, identity: &str, metrics: &str) -> Child {
     Command::new(BIN)
         .args(["run", "--log-format", "json", "--lease-name", LEASE])
         .args(["--lease-namespace", "default", "--lease-duration", "4s"])
         .args(["--identity", identity])
+        .args(["--metrics-address", metrics])
         .arg("--iothub-ca-file")
         .arg(ca)
         .env("KUBECONFIG", kubeconfig)
@@ -119,6 +126,36 @@ fn start_replica(kubeconfig: &Path, ca: &Path, identity: &str) -> Child {
         .kill_on_drop(true)
         .spawn()
         .expect("edgewatch run starts")
+}
+
+/// The leader exports the watch's conditions and its devices; both replicas are ready and
+/// only the leader says it leads.
+async fn assert_metrics_mirror_the_status(http: &reqwest::Client, leader: &str, follower: &str) {
+    let scrape = |address: &str, path: &str| {
+        let url = format!("http://{address}{path}");
+        async move {
+            let response = http.get(&url).send().await.expect("ops server answers");
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (code, text) = scrape(leader, "/metrics").await;
+    assert_eq!(code, 200);
+    let ready_series = format!(
+        "edgewatch_watch_condition{{namespace=\"{NS}\",watch=\"{WATCH}\",type=\"Ready\",status=\"True\"}} 1"
+    );
+    assert!(
+        text.contains(&ready_series),
+        "{ready_series} missing:\n{text}"
+    );
+    assert!(text.contains("edgewatch_leader 1"), "{text}");
+    assert!(text.contains("edgewatch_device_ready{"), "{text}");
+    assert!(text.contains("edgewatch_iothub_requests_total{"), "{text}");
+    let (_, text) = scrape(follower, "/metrics").await;
+    assert!(text.contains("edgewatch_leader 0"), "{text}");
+    for address in [leader, follower] {
+        assert_eq!(scrape(address, "/readyz").await.0, 200);
+        assert_eq!(scrape(address, "/healthz").await.0, 200);
+    }
 }
 
 fn condition(standin: &StandIn, type_: &str) -> Option<(String, String)> {
@@ -197,12 +234,14 @@ async fn the_operator_follows_the_simulated_fleet_and_fails_over() {
     watch.spec.ping.timeout_seconds = 5;
     standin.apply_object(&watch);
 
-    let mut first = start_replica(&kubeconfig, &ca, "replica-a");
+    let first_metrics = free_metrics_address();
+    let mut first = start_replica(&kubeconfig, &ca, "replica-a", &first_metrics);
     wait(&standin, "replica-a to lead", 20, |s| {
         lease_holder(s).as_deref() == Some("replica-a")
     })
     .await;
-    let _second = start_replica(&kubeconfig, &ca, "replica-b");
+    let second_metrics = free_metrics_address();
+    let _second = start_replica(&kubeconfig, &ca, "replica-b", &second_metrics);
 
     wait(&standin, "Ready", 30, |s| {
         is(("True", "Ready"))(condition(s, "Ready"))
@@ -214,6 +253,7 @@ async fn the_operator_follows_the_simulated_fleet_and_fails_over() {
         .status
         .unwrap();
     assert_eq!(status.summary.devices, 2);
+    assert_metrics_mirror_the_status(&sim.http, &first_metrics, &second_metrics).await;
     assert_eq!(
         status.hub.as_deref(),
         sim.connection_string

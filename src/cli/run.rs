@@ -15,6 +15,8 @@ use crate::api::parse_duration;
 use crate::controller::hub_clients::HubClientTemplate;
 use crate::controller::hub_sweeper::HubSweeper;
 use crate::controller::leader::{Leadership, LeaseSettings};
+use crate::controller::metrics::Metrics;
+use crate::controller::ops_server::{OpsArgs, Readiness};
 use crate::controller::read_plan::QuotaBudget;
 use crate::controller::reconcile::Context;
 use crate::controller::runtime::{ControllerOptions, run_controller};
@@ -66,6 +68,8 @@ pub struct RunArgs {
     /// Per-device entries listed in a watch's status (worst first).
     #[arg(long, default_value_t = 100)]
     pub max_device_entries: usize,
+    #[command(flatten)]
+    pub ops: OpsArgs,
 }
 
 /// Runs the operator until SIGTERM or Ctrl-C; exit 0 after a clean shutdown, 2 when it
@@ -93,20 +97,29 @@ async fn operate(args: &RunArgs) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    let metrics = args.ops.metrics();
+    let readiness = Readiness::new();
+    let ops = args
+        .ops
+        .start(metrics.clone(), readiness.clone())
+        .await
+        .context("starting the metrics and probe server")?;
     let identity = identity(args);
     let leadership = elect(client.clone(), args, &identity).await?;
     let leader = leadership.subscribe();
+    tokio::spawn(mirror_leadership(leadership.subscribe(), metrics.clone()));
     let reporter = Reporter {
         controller: CONTROLLER_NAME.to_owned(),
         instance: Some(identity.clone()),
     };
-    let sweeper = HubSweeper::new(hub_template(args)?, QuotaBudget::default());
+    let sweeper = HubSweeper::new(hub_template(args, &metrics)?, QuotaBudget::default());
     let mut ctx = Context::new(
         client.clone(),
         Recorder::new(client, reporter),
         sweeper,
         Box::new(move || *leader.borrow()),
     );
+    ctx.metrics = metrics;
     ctx.limits = StatusLimits {
         max_device_entries: args.max_device_entries,
         ..StatusLimits::default()
@@ -116,9 +129,16 @@ async fn operate(args: &RunArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
     };
     tracing::info!(identity, namespace = ?args.namespace, "edgewatch controller starting");
+    // Standby replicas are ready too: a rollout waits for the new pod before it stops
+    // the old leader.
+    readiness.set_ready(true);
     run_controller(Arc::new(ctx), options, shutdown_signal()).await;
+    readiness.set_ready(false);
     tracing::info!("controller stopped; releasing the Lease");
     leadership.resign().await;
+    if let Err(error) = ops.shutdown().await {
+        tracing::warn!(%error, "metrics server did not stop cleanly");
+    }
     Ok(())
 }
 
@@ -148,7 +168,18 @@ async fn elect(client: Client, args: &RunArgs, identity: &str) -> anyhow::Result
     })
 }
 
-fn hub_template(args: &RunArgs) -> anyhow::Result<HubClientTemplate> {
+/// Keeps `edgewatch_leader` equal to this replica's leadership.
+async fn mirror_leadership(mut leader: tokio::sync::watch::Receiver<bool>, metrics: Metrics) {
+    loop {
+        metrics.set_leader(*leader.borrow_and_update());
+        if leader.changed().await.is_err() {
+            metrics.set_leader(false);
+            return;
+        }
+    }
+}
+
+fn hub_template(args: &RunArgs, metrics: &Metrics) -> anyhow::Result<HubClientTemplate> {
     let extra_ca_pem = args
         .iothub_ca_file
         .as_ref()
@@ -157,7 +188,7 @@ fn hub_template(args: &RunArgs) -> anyhow::Result<HubClientTemplate> {
     Ok(HubClientTemplate {
         endpoint: args.iothub_endpoint.clone(),
         extra_ca_pem,
-        observer: None,
+        observer: Some(Arc::new(metrics.clone())),
     })
 }
 

@@ -25,6 +25,7 @@ pub mod runtime;
 pub mod secret_source;
 pub mod settings;
 pub mod status_builder;
+pub mod status_metrics;
 pub mod status_writer;
 pub mod transitions;
 pub mod watch_state;

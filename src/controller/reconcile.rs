@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use kube::runtime::controller::Action;
@@ -23,10 +23,12 @@ use super::conditions::append_to_ready;
 use super::credentials::{HubCredentials, resolve_credentials};
 use super::error::ReconcileError;
 use super::event_publisher::publish_all;
+use super::metrics::Metrics;
 use super::outcome::{status_after_failure, status_when_suspended};
 use super::ping_schedule::age;
 use super::settings::{InvalidSpec, WatchSettings};
 use super::status_builder::{StatusLimits, Sweep, build_status};
+use super::status_metrics::{export_devices, export_status};
 use super::status_writer::write_if_changed;
 use super::transitions::plan_events;
 use super::watch_state::WatchState;
@@ -85,6 +87,8 @@ pub struct Context<S> {
     pub follower_requeue: Duration,
     /// The time reconciles judge by (tests drive it).
     pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    /// Where conditions, device gauges and reconcile outcomes are exported.
+    pub metrics: Metrics,
     states: Mutex<HashMap<String, WatchState>>,
 }
 
@@ -106,6 +110,7 @@ impl<S: Sweeper> Context<S> {
             limits: StatusLimits::default(),
             follower_requeue: Duration::from_secs(5),
             clock: Arc::new(Timestamp::now),
+            metrics: Metrics::default(),
             states: Mutex::new(HashMap::new()),
         }
     }
@@ -135,6 +140,9 @@ impl<S: Sweeper> Context<S> {
         for key in gone {
             states.remove(&key);
             self.backoff.reset(&key);
+            if let Some((namespace, name)) = key.split_once('/') {
+                self.metrics.forget_watch(namespace, name);
+            }
         }
         drop(states);
         self.sweeper.retain_watches(live);
@@ -174,7 +182,17 @@ pub async fn reconcile<S: Sweeper>(
     let key = watch_key(&watch);
     let now = (ctx.clock)();
     let mut state = ctx.take_state(&key, watch.status.as_ref());
+    let started = Instant::now();
     let result = reconcile_with_state(&watch, &ctx, &mut state, &key, now).await;
+    if let Err(error) = &result {
+        let namespace = watch.namespace().unwrap_or_default();
+        ctx.metrics.observe_reconcile(
+            &namespace,
+            &watch.name_any(),
+            started.elapsed(),
+            Err(error.metric_label()),
+        );
+    }
     ctx.put_state(key, state);
     result
 }
@@ -186,6 +204,7 @@ async fn reconcile_with_state<S: Sweeper>(
     key: &str,
     now: Timestamp,
 ) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
     let namespace = watch.namespace().unwrap_or_default();
     let api: Api<EdgeDeviceWatch> = Api::namespaced(ctx.client.clone(), &namespace);
     let previous = watch.status.as_ref();
@@ -206,19 +225,22 @@ async fn reconcile_with_state<S: Sweeper>(
                 );
             }
             let events = plan_events(&state.faults, &output.reports);
-            write_if_changed(&api, &watch.name_any(), previous, &status).await?;
+            publish(ctx, &api, watch, previous, &status).await?;
+            export_devices(&ctx.metrics, &namespace, &watch.name_any(), &output.reports);
             state.remember(&output.reports);
             state.last_success = Some((now, generation));
             announce(ctx, watch, &events).await;
             ctx.backoff.reset(key);
+            observe(ctx, watch, started, Ok(()));
             Ok(Action::requeue(interval))
         }
         Ok(Attempt::NotDue(remaining)) => Ok(Action::requeue(remaining)),
         Ok(Attempt::Suspended) => {
             let status = status_when_suspended(previous, generation, now);
-            write_if_changed(&api, &watch.name_any(), previous, &status).await?;
+            publish(ctx, &api, watch, previous, &status).await?;
             state.last_success = None;
             ctx.backoff.reset(key);
+            observe(ctx, watch, started, Ok(()));
             Ok(Action::await_change())
         }
         Err(ReconcileError::Kubernetes(error)) => Err(ReconcileError::Kubernetes(error)),
@@ -230,8 +252,9 @@ async fn reconcile_with_state<S: Sweeper>(
                 if status.hub.is_none() {
                     status.hub.clone_from(&watch.spec.hub.host_name);
                 }
-                write_if_changed(&api, &watch.name_any(), previous, &status).await?;
+                publish(ctx, &api, watch, previous, &status).await?;
             }
+            observe(ctx, watch, started, Err(error.metric_label()));
             Ok(Action::requeue(retry_delay(ctx, failures, &error)))
         }
     }
@@ -279,6 +302,34 @@ fn not_due_for(
     let elapsed = age(at, now);
     (swept_generation == generation && elapsed < settings.interval)
         .then(|| settings.interval - elapsed)
+}
+
+/// Writes the status when it changed meaningfully, and mirrors it into the metrics.
+async fn publish<S>(
+    ctx: &Context<S>,
+    api: &Api<EdgeDeviceWatch>,
+    watch: &EdgeDeviceWatch,
+    previous: Option<&EdgeDeviceWatchStatus>,
+    status: &EdgeDeviceWatchStatus,
+) -> Result<(), ReconcileError> {
+    let namespace = watch.namespace().unwrap_or_default();
+    let name = watch.name_any();
+    if write_if_changed(api, &name, previous, status).await? {
+        ctx.metrics.status_written(&namespace, &name);
+    }
+    export_status(&ctx.metrics, &namespace, &name, status);
+    Ok(())
+}
+
+fn observe<S>(
+    ctx: &Context<S>,
+    watch: &EdgeDeviceWatch,
+    started: Instant,
+    outcome: Result<(), &'static str>,
+) {
+    let namespace = watch.namespace().unwrap_or_default();
+    ctx.metrics
+        .observe_reconcile(&namespace, &watch.name_any(), started.elapsed(), outcome);
 }
 
 /// Says that the interval asks for more than the hub's quota allows.
