@@ -18,6 +18,8 @@ enum Command {
     Evaluate(edgewatch::cli::evaluate::EvaluateArgs),
     /// Run the operator (in cluster, or with KUBECONFIG).
     Run(edgewatch::cli::run::RunArgs),
+    /// Serve a simulated IoT Hub with a fleet of IoT Edge devices.
+    Sim(edgewatch::cli::sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,5 +31,6 @@ fn main() -> ExitCode {
         Command::Crd(args) => edgewatch::cli::crd::run(&args),
         Command::Evaluate(args) => edgewatch::cli::evaluate::run(&args),
         Command::Run(args) => edgewatch::cli::run::run(&args),
+        Command::Sim(args) => edgewatch::cli::sim::run(args),
     }
 }

@@ -3,3 +3,4 @@
 pub mod crd;
 pub mod evaluate;
 pub mod run;
+pub mod sim;
