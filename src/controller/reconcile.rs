@@ -73,7 +73,8 @@ pub struct Context<S> {
     pub limits: StatusLimits,
     /// How soon a follower looks again whether it leads.
     pub follower_requeue: Duration,
-    pub clock: fn() -> Timestamp,
+    /// The time reconciles judge by (tests drive it).
+    pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
     states: Mutex<HashMap<String, WatchState>>,
 }
 
@@ -94,7 +95,7 @@ impl<S: Sweeper> Context<S> {
             backoff_policy: BackoffPolicy::default(),
             limits: StatusLimits::default(),
             follower_requeue: Duration::from_secs(5),
-            clock: Timestamp::now,
+            clock: Arc::new(Timestamp::now),
             states: Mutex::new(HashMap::new()),
         }
     }
