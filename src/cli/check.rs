@@ -7,7 +7,8 @@
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -59,6 +60,10 @@ pub enum CheckError {
         "environment variable {0} is not set; put the hub's connection string in it or name another variable with --connection-string-env"
     )]
     MissingConnectionString(String),
+    #[error(
+        "IoT Hub {hub} did not answer: every request failed ({outcome}); check the host name, --hub-url, the network and --ca-file"
+    )]
+    HubUnreachable { hub: String, outcome: String },
     #[error("{0}")]
     Reconcile(#[from] crate::controller::error::ReconcileError),
     #[error("cannot print the status: {0}")]
@@ -103,6 +108,17 @@ pub async fn check(args: &CheckArgs) -> Result<(String, bool), CheckError> {
     let result = local.reconcile(now).await;
     progress.finish();
     result?;
+    if let Some(outcome) = progress.never_answered() {
+        let hub = args.hub_url.clone().unwrap_or_else(|| {
+            local
+                .watch()
+                .status
+                .as_ref()
+                .and_then(|s| s.hub.clone())
+                .unwrap_or_default()
+        });
+        return Err(CheckError::HubUnreachable { hub, outcome });
+    }
     let ready = is_ready(local.watch().status.as_ref());
     Ok((render_status(&local, args.output, now)?, ready))
 }
@@ -235,8 +251,12 @@ fn render_status(
 }
 
 /// A spinner on stderr counting IoT Hub requests, drawn only when stderr is a terminal.
+/// It also notices a hub that never answered: the sweep tolerates per-device failures,
+/// but when not one request got an HTTP answer there is nothing to judge.
 struct Progress {
     bar: ProgressBar,
+    answered: AtomicU64,
+    unanswered: Mutex<Option<String>>,
 }
 
 impl Progress {
@@ -252,16 +272,44 @@ impl Progress {
         } else {
             ProgressBar::hidden()
         };
-        Arc::new(Self { bar })
+        Arc::new(Self {
+            bar,
+            answered: AtomicU64::new(0),
+            unanswered: Mutex::new(None),
+        })
     }
 
     fn finish(&self) {
         self.bar.finish_and_clear();
     }
+
+    /// The last failure when requests were made and none got an HTTP answer.
+    fn never_answered(&self) -> Option<String> {
+        if self.answered.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        self.unanswered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Outcomes that mean no HTTP answer came back (DNS, TCP, TLS, timeout).
+fn is_unanswered(outcome: &str) -> bool {
+    matches!(outcome, "connection" | "timeout")
 }
 
 impl RequestObserver for Progress {
-    fn request_finished(&self, _: &str, operation: Operation, _: &str, _: Duration) {
+    fn request_finished(&self, _: &str, operation: Operation, outcome: &str, _: Duration) {
+        if is_unanswered(outcome) {
+            *self.unanswered.lock().unwrap_or_else(|e| e.into_inner()) = Some(match outcome {
+                "timeout" => "no answer within the request timeout".to_owned(),
+                _ => "DNS, TCP or TLS failure before an HTTP answer".to_owned(),
+            });
+        } else {
+            self.answered.fetch_add(1, Ordering::Relaxed);
+        }
         self.bar.inc(1);
         self.bar.set_message(format!("(last: {operation})"));
     }
