@@ -80,6 +80,8 @@ pub struct Demo {
     sim: SimHandle,
     watches: Vec<LocalWatch>,
     started: Timestamp,
+    /// Reconciles of the last sweep that failed.
+    failures: Vec<String>,
 }
 
 impl Demo {
@@ -118,21 +120,32 @@ impl Demo {
             sim,
             watches,
             started,
+            failures: Vec::new(),
         })
     }
 
-    /// Sweeps every watch at the simulator's current time.
-    async fn sweep(&mut self) -> anyhow::Result<()> {
+    /// Sweeps every watch at the simulator's current time. A failed reconcile is kept
+    /// for the frame (as the operator would keep the last status and retry).
+    async fn sweep(&mut self) {
         let now = self.sim.clock().now();
+        self.failures.clear();
         for watch in &mut self.watches {
-            watch.reconcile(now).await.with_context(|| {
-                format!(
-                    "reconciling the demo watch {}",
-                    kube::ResourceExt::name_any(watch.watch())
-                )
-            })?;
+            if let Err(error) = watch.reconcile(now).await {
+                let name = kube::ResourceExt::name_any(watch.watch());
+                self.failures
+                    .push(format!("reconciling {name} failed: {error}"));
+            }
         }
-        Ok(())
+    }
+
+    /// Sweeps once and fails when a watch could not be reconciled (no one is watching
+    /// a `--once` run to notice a note in the frame).
+    async fn sweep_strictly(&mut self) -> anyhow::Result<()> {
+        self.sweep().await;
+        match self.failures.first() {
+            Some(failure) => Err(anyhow!("{failure}")),
+            None => Ok(()),
+        }
     }
 
     fn advance(&self, by: SignedDuration) -> anyhow::Result<()> {
@@ -154,10 +167,10 @@ impl Demo {
 
     /// The view after living through the scenario up to `at`.
     pub async fn snapshot_at(&mut self, at: SignedDuration) -> anyhow::Result<String> {
-        self.sweep().await?;
+        self.sweep_strictly().await?;
         while self.elapsed() + SWEEP_STEP <= at {
             self.advance(SWEEP_STEP)?;
-            self.sweep().await?;
+            self.sweep_strictly().await?;
         }
         Ok(self.frame())
     }
@@ -171,7 +184,7 @@ impl Demo {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         loop {
-            self.sweep().await?;
+            self.sweep().await;
             self.draw(tty)?;
             tokio::select! {
                 _ = ticker.tick() => self.advance(SWEEP_STEP)?,
@@ -212,6 +225,9 @@ impl Demo {
         );
         let watches: Vec<&EdgeDeviceWatch> = self.watches.iter().map(LocalWatch::watch).collect();
         text.push_str(&render::get_table(&watches, now));
+        for failure in &self.failures {
+            text.push_str(&format!("! {failure}\n"));
+        }
         for watch in &self.watches {
             text.push_str(&format!(
                 "\n$ kubectl describe edw -n demo {}\n",
