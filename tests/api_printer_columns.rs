@@ -1,18 +1,18 @@
 //! Every printer column's JSONPath yields a value on a realistic status: a column that
 //! shows nothing in `kubectl get edw` is a defect.
 
-use edgewatch::api::{
-    AspectState, DeviceCounts, DeviceEntry, EdgeDeviceWatch, EdgeDeviceWatchStatus, FailingModule,
-};
-use edgewatch::health::report::{ConditionStatus, Reason};
+use edgewatch::api::EdgeDeviceWatch;
+use edgewatch::controller::status_builder::{StatusLimits, Sweep, build_status};
+use edgewatch::health::{DeviceTwins, PingOutcome, Policy, evaluate};
+use edgewatch::twin::EdgeAgentTwin;
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResourceExt;
 use serde_json::Value;
 
 /// Evaluates the JSONPath subset kubectl printer columns use here: `.a.b` steps and
 /// `[?(@.key=="value")]` filters on arrays.
-fn evaluate(path: &str, root: &Value) -> Vec<Value> {
+fn json_path(path: &str, root: &Value) -> Vec<Value> {
     let mut current = vec![root.clone()];
     let mut rest = path;
     while !rest.is_empty() {
@@ -44,69 +44,36 @@ fn evaluate(path: &str, root: &Value) -> Vec<Value> {
     current
 }
 
-fn condition(type_: &str, status: &str, reason: &str) -> Condition {
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: format!("{type_} is {status}"),
-        last_transition_time: Time("2026-11-26T12:00:00Z".parse::<Timestamp>().unwrap()),
-        observed_generation: Some(3),
-    }
-}
-
+/// A status exactly as the operator builds it: evaluator verdicts on real twin documents
+/// (one healthy device, one whose agent is not online), aggregated by the controller.
 fn realistic_watch() -> EdgeDeviceWatch {
     let mut watch: EdgeDeviceWatch =
         serde_saphyr::from_str(include_str!("../examples/watch-minimal.yaml")).unwrap();
     watch.metadata.creation_timestamp =
         Some(Time("2026-11-26T11:00:00Z".parse::<Timestamp>().unwrap()));
-    let failing = AspectState {
-        status: ConditionStatus::False,
-        reason: Reason::ModuleFailed,
+    watch.metadata.generation = Some(3);
+    let twin: serde_json::Value = serde_json::from_str(include_str!(
+        "fixtures/edgeAgent-module-twin-full_linux2_iotedge.json"
+    ))
+    .unwrap();
+    let agent = EdgeAgentTwin::from_value(&twin).expect("fixture parses");
+    let now: Timestamp = "2026-11-26T12:00:00Z".parse().unwrap();
+    let judge = |id: &str, ping: PingOutcome| {
+        let mut twins = DeviceTwins::new(agent.clone());
+        twins.device_id = id.to_owned();
+        evaluate(&twins, &ping, None, &Policy::default(), now).report
     };
-    let ok = |reason| AspectState {
-        status: ConditionStatus::True,
-        reason,
-    };
-    watch.status = Some(EdgeDeviceWatchStatus {
-        observed_generation: Some(3),
-        conditions: vec![
-            condition("Ready", "False", "ModuleFailed"),
-            condition("Reachable", "True", "AgentResponded"),
-            condition("ModulesHealthy", "False", "ModuleFailed"),
-            condition("InSync", "True", "InSync"),
-            condition("Fresh", "True", "ReportCurrent"),
-        ],
-        hub: Some("plant-a.azure-devices.net".into()),
-        summary: DeviceCounts {
-            devices: 2,
-            ready: 1,
-            unreachable: 0,
-            unhealthy: 1,
-            drifted: 0,
-            stale: 0,
-        },
-        devices: vec![DeviceEntry {
-            device_id: "line1-gw".into(),
-            ready: failing,
-            reachable: ok(Reason::AgentResponded),
-            modules_healthy: failing,
-            in_sync: ok(Reason::InSync),
-            fresh: ok(Reason::ReportCurrent),
-            message: "module SimulatedTemperatureSensor failed (exit code 1)".into(),
-            failing_modules: vec![FailingModule {
-                name: "SimulatedTemperatureSensor".into(),
-                reason: Reason::ModuleFailed,
-                runtime_status: Some("failed".into()),
-                exit_code: Some(1),
-                restart_count: Some(4),
-            }],
-            drift: vec![],
-            ping_latency_ms: Some(42),
-        }],
-        devices_truncated: false,
+    let reports = vec![
+        judge("line1-gw", PingOutcome::Responded { latency_ms: 31 }),
+        judge("line2-gw", PingOutcome::NotOnline),
+    ];
+    let sweep = Sweep {
+        generation: watch.metadata.generation,
+        hub: "plant-a.azure-devices.net",
+        reports: &reports,
         memory: Default::default(),
-    });
+    };
+    watch.status = Some(build_status(&sweep, None, now, &StatusLimits::default()));
     watch
 }
 
@@ -120,7 +87,7 @@ fn every_printer_column_yields_a_value() {
         .unwrap_or_default();
     assert_eq!(columns.len(), 8);
     for column in columns {
-        let values = evaluate(&column.json_path, &object);
+        let values = json_path(&column.json_path, &object);
         assert_eq!(
             values.len(),
             1,
@@ -135,15 +102,19 @@ fn every_printer_column_yields_a_value() {
 #[test]
 fn status_column_shows_the_ready_reason() {
     let object = serde_json::to_value(realistic_watch()).unwrap();
-    let values = evaluate(r#".status.conditions[?(@.type=="Ready")].reason"#, &object);
-    assert_eq!(values, vec![Value::from("ModuleFailed")]);
+    let values = json_path(r#".status.conditions[?(@.type=="Ready")].reason"#, &object);
+    assert_eq!(values, vec![Value::from("DeviceNotOnline")]);
 }
 
 #[test]
 fn counts_are_serialised_even_when_zero() {
     let object = serde_json::to_value(realistic_watch()).unwrap();
     assert_eq!(
-        evaluate(".status.summary.drifted", &object),
+        json_path(".status.summary.drifted", &object),
         vec![Value::from(0)]
+    );
+    assert_eq!(
+        json_path(".status.summary.unreachable", &object),
+        vec![Value::from(1)]
     );
 }

@@ -131,20 +131,22 @@ fn codes_400_412_417_are_rejected() {
 }
 
 #[test]
-fn code_500_beyond_grace_is_failed() {
+fn code_500_is_failed() {
     let r = report(&with_status(500, "image pull failed"), PingOutcome::Skipped);
     assert_eq!(cond(&r, InSync), (False, Reason::DeploymentFailed));
     assert!(message(&r, InSync).contains("image pull failed"));
 }
 
 #[test]
-fn code_500_within_grace_is_in_progress() {
-    // A slow image pull ends in 500 "The operation was canceled" and then succeeds.
+fn code_500_is_failed_even_within_grace() {
+    // The contract maps 500 to DeploymentFailed at once; a slow image pull that ends in
+    // 500 "The operation was canceled" is flagged as possibly transient in the message.
     let mut doc = with_status(500, "The operation was canceled");
     let changed = now() - jiff::SignedDuration::from_mins(3);
     set(&mut doc, DESIRED_UPDATED, json!(changed.to_string()));
     let r = report(&doc, PingOutcome::Skipped);
-    assert_eq!(cond(&r, InSync), (Unknown, Reason::DeploymentInProgress));
+    assert_eq!(cond(&r, InSync), (False, Reason::DeploymentFailed));
+    assert!(message(&r, InSync).contains("may clear by itself"));
 }
 
 #[test]

@@ -242,3 +242,42 @@ fn module_twin_can_drop_keys_it_will_not_compare() {
     let keys: Vec<&str> = twin.desired_properties.keys().collect();
     assert_eq!(keys, ["SendInterval"]);
 }
+
+#[test]
+fn bytes_and_values_give_the_same_views_for_every_fixture() {
+    // `from_slice` skips the `$metadata` nodes no rule reads; nothing read may change.
+    let mut names: Vec<String> = Vec::new();
+    for dir in ["", "variants/"] {
+        for entry in std::fs::read_dir(fixture_path(dir)).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.ends_with(".json") {
+                names.push(format!("{dir}{name}"));
+            }
+        }
+    }
+    assert!(names.len() >= 18, "{names:?}");
+    for name in names {
+        let raw = bytes(&name);
+        let value: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(
+            EdgeAgentTwin::from_slice(&raw).ok(),
+            EdgeAgentTwin::from_value(&value).ok(),
+            "{name}"
+        );
+        assert_eq!(
+            EdgeHubTwin::from_slice(&raw).ok(),
+            EdgeHubTwin::from_value(&value).ok(),
+            "{name}"
+        );
+        assert_eq!(
+            ModuleTwin::from_slice(&raw).ok(),
+            ModuleTwin::from_value(&value).ok(),
+            "{name}"
+        );
+        assert_eq!(
+            DeviceTwin::from_slice(&raw).ok(),
+            DeviceTwin::from_value(&value).ok(),
+            "{name}"
+        );
+    }
+}

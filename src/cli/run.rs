@@ -116,7 +116,7 @@ async fn operate(args: &RunArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
     };
     tracing::info!(identity, namespace = ?args.namespace, "edgewatch controller starting");
-    run_controller(Arc::new(ctx), &options, shutdown_signal()).await;
+    run_controller(Arc::new(ctx), options, shutdown_signal()).await;
     tracing::info!("controller stopped; releasing the Lease");
     leadership.resign().await;
     Ok(())

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use kube::Client;
-use kube_lease_manager::LeaseManagerBuilder;
-use tokio::sync::watch;
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// Lease parameters.
@@ -26,6 +26,7 @@ pub struct LeaseSettings {
 /// Whether this replica leads, as it changes.
 pub struct Leadership {
     receiver: watch::Receiver<bool>,
+    stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -35,6 +36,7 @@ impl Leadership {
         let (_, receiver) = watch::channel(true);
         Self {
             receiver,
+            stop: None,
             task: None,
         }
     }
@@ -44,33 +46,21 @@ impl Leadership {
         client: Client,
         settings: &LeaseSettings,
     ) -> Result<Self, kube_lease_manager::LeaseManagerError> {
+        let duration = settings.duration.as_secs().max(2);
         let manager = LeaseManagerBuilder::new(client, settings.name.clone())
             .with_namespace(settings.namespace.clone())
             .with_identity(settings.identity.clone())
-            .with_duration(settings.duration.as_secs().max(2))
-            .with_grace(
-                settings
-                    .grace
-                    .as_secs()
-                    .clamp(1, settings.duration.as_secs().max(2) - 1),
-            )
+            .with_duration(duration)
+            .with_grace(settings.grace.as_secs().clamp(1, duration - 1))
             .with_field_manager(format!("edgewatch-lease-{}", settings.identity))
             .build()
             .await?;
-        let (receiver, handle) = manager.watch().await;
-        let task = tokio::spawn(async move {
-            match handle.await {
-                Ok(Ok(manager)) => {
-                    if let Err(error) = manager.release().await {
-                        tracing::warn!(%error, "releasing the leader Lease failed");
-                    }
-                }
-                Ok(Err(error)) => tracing::error!(%error, "leader election stopped"),
-                Err(error) => tracing::error!(%error, "leader election task failed"),
-            }
-        });
+        let (sender, receiver) = watch::channel(false);
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(campaign(manager, sender, stopped));
         Ok(Self {
             receiver,
+            stop: Some(stop),
             task: Some(task),
         })
     }
@@ -87,10 +77,43 @@ impl Leadership {
 
     /// Stops competing and releases the Lease if held (on shutdown, so a successor need
     /// not wait for it to expire).
-    pub async fn resign(self) {
-        drop(self.receiver);
-        if let Some(task) = self.task {
+    pub async fn resign(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+/// Keeps the Lease (renewing it while held) and publishes every change of leadership,
+/// until told to stop; then releases it.
+async fn campaign(
+    manager: LeaseManager,
+    leading: watch::Sender<bool>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            changed = manager.changed() => match changed {
+                Ok(state) => {
+                    if state != *leading.borrow() {
+                        tracing::info!(leader = state, "leadership changed");
+                    }
+                    leading.send_replace(state);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "leader election failed; following until it recovers");
+                    leading.send_replace(false);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            },
+        }
+    }
+    leading.send_replace(false);
+    if let Err(error) = manager.release().await {
+        tracing::warn!(%error, "releasing the leader Lease failed; it expires by itself");
     }
 }

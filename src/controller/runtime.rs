@@ -70,7 +70,7 @@ pub fn watches_using_secret(
 /// Runs the controller until `shutdown` completes (then finishes in-flight reconciles).
 pub async fn run_controller<S: Sweeper>(
     ctx: Arc<Context<S>>,
-    options: &ControllerOptions,
+    options: ControllerOptions,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();

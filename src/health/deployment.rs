@@ -71,7 +71,7 @@ fn agent_drift(agent: &EdgeAgentTwin, policy: &Policy, now: Timestamp) -> Vec<Dr
         return vec![item];
     }
     let status = agent.last_desired_status.as_ref();
-    if let Some(item) = status.and_then(|s| status_drift(None, s, &agent.desired, policy, now)) {
+    if let Some(item) = status.and_then(|s| status_drift(None, s, &agent.desired)) {
         return vec![item];
     }
     module_drift(agent)
@@ -84,7 +84,7 @@ fn hub_drift(hub: &EdgeHubTwin, policy: &Policy, now: Timestamp) -> Vec<DriftIte
     }
     hub.last_desired_status
         .as_ref()
-        .and_then(|s| status_drift(module, s, &hub.desired, policy, now))
+        .and_then(|s| status_drift(module, s, &hub.desired))
         .into_iter()
         .collect()
 }
@@ -139,14 +139,15 @@ fn grace(
     }
 }
 
-/// `lastDesiredStatus.code`: 400/412/417 rejected, 500 failed (in progress while within
-/// the grace period, since a slow image pull also ends in 500), anything else fine.
+/// `lastDesiredStatus.code`: 400/412/417 rejected, 500 failed, anything else fine.
+///
+/// The contract maps 500 to `DeploymentFailed` at once, even though a slow image pull
+/// also ends in a (transient) 500: the message says so, and the alert rules' `for:`
+/// absorbs the transient case.
 fn status_drift(
     module: Option<&str>,
     status: &DeploymentStatus,
     desired: &SectionMeta,
-    policy: &Policy,
-    now: Timestamp,
 ) -> Option<DriftItem> {
     let code = status.code?;
     let who = module.unwrap_or("$edgeAgent");
@@ -161,13 +162,13 @@ fn status_drift(
             Reason::DeploymentRejected,
             format!("{who} rejected the deployment (code {code}{description})"),
         ),
-        500 => {
-            let head = format!("{who} failed to apply the deployment (code 500{description})");
-            match grace(desired.last_updated, policy, now, head) {
-                (Reason::DeploymentPending, message) => (Reason::DeploymentFailed, message),
-                other => other,
-            }
-        }
+        500 => (
+            Reason::DeploymentFailed,
+            format!(
+                "{who} failed to apply the deployment (code 500{description}); \
+                 an image pull that outlasts the agent's wait also ends here and may clear by itself"
+            ),
+        ),
         _ => return None,
     };
     Some(DriftItem {

@@ -13,6 +13,7 @@ mod edge_hub;
 mod envelope;
 mod extract;
 mod module;
+mod prune;
 mod time;
 
 pub use device::DeviceTwin;
@@ -46,7 +47,8 @@ pub enum TwinError {
     },
 }
 
-/// Parses bytes into a JSON value, the first step of every `from_slice`.
+/// Parses bytes into a JSON value, the first step of every `from_slice`, leaving out
+/// the `$metadata` nodes no rule reads.
 fn parse_json(bytes: &[u8]) -> Result<serde_json::Value, TwinError> {
-    Ok(serde_json::from_slice(bytes)?)
+    Ok(prune::parse(bytes)?)
 }
