@@ -282,6 +282,31 @@ async fn queries_filter_and_page_with_continuation_tokens() {
 }
 
 #[tokio::test]
+async fn module_paging_holds_for_module_ids_that_sort_before_the_system_modules() {
+    let h = start_scenario(
+        r##"
+devices:
+  - id: gw
+    modules:
+      - {name: "!first", image: "example/a:1"}
+      - {name: "#second", image: "example/b:1"}
+      - {name: zeta, image: "example/c:1"}
+"##,
+    )
+    .await;
+    let c = HubClient::new(&h);
+    let (modules, pages) = c.query_all("SELECT * FROM devices.modules", 1).await;
+    let mut ids: Vec<&str> = modules
+        .iter()
+        .map(|t| t["moduleId"].as_str().unwrap())
+        .collect();
+    assert_eq!(pages, 5);
+    ids.sort();
+    assert_eq!(ids, ["!first", "#second", "$edgeAgent", "$edgeHub", "zeta"]);
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn module_identities_are_listed() {
     let h = start_generated(1).await;
     let c = HubClient::new(&h);

@@ -171,11 +171,10 @@ async fn each_scenario_kind_gets_the_intended_verdict() {
             ConditionType::InSync,
             Reason::DeploymentRejected,
         ),
-        // A 500 is usually transitional (an image pull that timed out): in progress at first.
         (
             "deployment-failed",
             ConditionType::InSync,
-            Reason::DeploymentInProgress,
+            Reason::DeploymentFailed,
         ),
         ("image-drift", ConditionType::InSync, Reason::ImageDrift),
         (
@@ -199,13 +198,11 @@ async fn each_scenario_kind_gets_the_intended_verdict() {
     let looping = judge(&h, &client, "restart-loop").await;
     assert_verdict(&looping, ConditionType::ModulesHealthy, Reason::RestartLoop);
 
-    // Past the 10-minute grace, pending, failed (500) and unapplied properties are no
+    // Past the 10-minute grace, pending deployments and unapplied properties are no
     // longer "in progress"; the offline device's frozen report has gone stale.
     advance(&h, 15 * 60);
     let pending = judge(&h, &client, "deployment-pending").await;
     assert_verdict(&pending, ConditionType::InSync, Reason::DeploymentPending);
-    let failed = judge(&h, &client, "deployment-failed").await;
-    assert_verdict(&failed, ConditionType::InSync, Reason::DeploymentFailed);
     let lagging = judge(&h, &client, "property-drift").await;
     assert_verdict(&lagging, ConditionType::InSync, Reason::PropertyDrift);
     let offline = judge(&h, &client, "device-offline").await;

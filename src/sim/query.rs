@@ -520,4 +520,20 @@ mod tests {
             .is_err()
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics_the_parser(text in "\\PC{0,200}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn query_shaped_text_never_panics_the_parser(
+            text in "(SELECT|select|\\*|FROM|devices|\\.|modules|WHERE|AND|OR|NOT|IN|\\(|\\)|\\[|\\]|,|=|!=|<>|<=|>=|<|>|'a'|\"b\"|'|1|-2\\.5|true|null|tags|deviceId|\\$x| ){0,40}"
+        ) {
+            if let Ok(Query { filter: Some(f), .. }) = parse(&text) {
+                let _ = f.matches(&twin("a", None, "s"));
+            }
+        }
+    }
 }

@@ -78,11 +78,22 @@ impl Scenario {
             if e.at.is_negative() {
                 return Err(format!("event for {:?} has a negative time", e.device));
             }
-            if !seen.contains(e.device.as_str()) {
+            let Some(device) = self.devices.iter().find(|d| d.id == e.device) else {
                 return Err(format!(
                     "event at {} names device {:?}, which the scenario does not define",
                     e.at, e.device
                 ));
+            };
+            for module in e.action.modules() {
+                let known = module == "edgeHub"
+                    || module == "edgeAgent" && matches!(e.action, Action::Deploy { .. })
+                    || device.modules.iter().any(|m| m.name == module);
+                if !known {
+                    return Err(format!(
+                        "event at {} names module {module:?}, which device {:?} does not run",
+                        e.at, e.device
+                    ));
+                }
             }
         }
         Ok(())
@@ -328,6 +339,29 @@ pub enum Action {
     AgentStart {},
 }
 
+impl Action {
+    /// The module names the action refers to.
+    pub fn modules(&self) -> Vec<&str> {
+        match self {
+            Action::Crash { module, .. }
+            | Action::CrashLoop { module, .. }
+            | Action::Unhealthy { module }
+            | Action::Recover { module }
+            | Action::StopModule { module, .. }
+            | Action::StartModule { module }
+            | Action::ImageDrift { module, .. }
+            | Action::SetDesiredProperty { module, .. } => vec![module.as_str()],
+            Action::Deploy { images, .. } => images.keys().map(String::as_str).collect(),
+            Action::Offline {}
+            | Action::Online {}
+            | Action::Slow {}
+            | Action::Responsive {}
+            | Action::AgentShutdown {}
+            | Action::AgentStart {} => Vec::new(),
+        }
+    }
+}
+
 fn one() -> i64 {
     1
 }
@@ -433,6 +467,17 @@ events:
             Scenario::from_yaml("devices: [{id: a}]\nevents: [{at: soon, device: a, offline: {}}]")
                 .unwrap_err();
         assert!(bad_time.contains("soon"), "{bad_time}");
+        let ghost = Scenario::from_yaml(
+            "devices: [{id: a}]\nevents: [{at: 1s, device: a, crash: {module: ghost}}]",
+        )
+        .unwrap_err();
+        assert!(ghost.contains("\"ghost\""), "{ghost}");
+        assert!(
+            Scenario::from_yaml(
+                "devices: [{id: a}]\nevents: [{at: 1s, device: a, crash: {module: edgeHub}}]"
+            )
+            .is_ok()
+        );
         let twice = Scenario::from_yaml("devices: [{id: a}, {id: a}]").unwrap_err();
         assert!(twice.contains("twice"));
         let system =

@@ -462,18 +462,23 @@ fn run_query(
         dev.advance_to(now);
         let twins: Vec<_> = match q.source {
             Source::Devices => vec![dev.device_twin()],
-            Source::Modules => dev
-                .module_twins()
-                .filter(|t| match &after {
-                    Some(Continuation {
-                        device,
-                        module: Some(m),
-                    }) if device == id => {
-                        t.module_id.as_deref().is_some_and(|mid| mid > m.as_str())
-                    }
-                    _ => true,
-                })
-                .collect(),
+            Source::Modules => {
+                // Sorted by module id, so "after module m" means the same on every page.
+                let mut twins: Vec<_> = dev
+                    .module_twins()
+                    .filter(|t| match &after {
+                        Some(Continuation {
+                            device,
+                            module: Some(m),
+                        }) if device == id => {
+                            t.module_id.as_deref().is_some_and(|mid| mid > m.as_str())
+                        }
+                        _ => true,
+                    })
+                    .collect();
+                twins.sort_by(|a, b| a.module_id.cmp(&b.module_id));
+                twins
+            }
         };
         for twin in twins {
             if !q.filter.as_ref().is_none_or(|f| f.matches(twin)) {

@@ -485,4 +485,36 @@ mod tests {
         assert!(t.lookup(&p("tags.missing")).is_none());
         assert!(t.lookup(&p("deviceId.x")).is_none());
     }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(Value::from),
+            "[a-z]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            proptest::collection::btree_map("[a-c]{1,2}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect()))
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_section_holds_exactly_the_last_document_written(
+            docs in proptest::collection::vec(
+                proptest::collection::btree_map("[a-c]{1,2}", json_value(), 0..4), 1..5)
+        ) {
+            let mut s = Section::empty(false);
+            let mut last_version = s.version();
+            for (i, doc) in docs.iter().enumerate() {
+                let doc: Map<String, Value> = doc.clone().into_iter().collect();
+                let changed = s.replace(doc.clone(), ts(i as i64));
+                proptest::prop_assert_eq!(&s.data(), &doc);
+                proptest::prop_assert_eq!(s.version(), last_version + i64::from(changed));
+                last_version = s.version();
+            }
+        }
+    }
 }
