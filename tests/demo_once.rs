@@ -142,8 +142,29 @@ fn the_live_view_on_a_pipe_is_plain_text_frames() {
             frames.push(line);
         }
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // Ctrl-C ends the demo cleanly, whenever it arrives.
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "Ctrl-C did not end the demo"
+    );
     assert_eq!(frames.len(), 2, "two frames expected, got {frames:?}");
     assert!(frames[0].ends_with("t+0s"), "{}", frames[0]);
     assert!(frames[1].ends_with("t+10s"), "{}", frames[1]);

@@ -183,15 +183,19 @@ impl Demo {
         let mut ticker = tokio::time::interval(step_wall);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
+        // One Ctrl-C listener for the whole run: a fresh one per iteration would miss a
+        // signal that arrives while a sweep is running.
+        let stop = tokio::signal::ctrl_c();
+        tokio::pin!(stop);
         loop {
-            self.sweep().await;
+            tokio::select! {
+                () = self.sweep() => {}
+                signal = &mut stop => return signal.context("waiting for Ctrl-C"),
+            }
             self.draw(tty)?;
             tokio::select! {
                 _ = ticker.tick() => self.advance(SWEEP_STEP)?,
-                signal = tokio::signal::ctrl_c() => {
-                    signal.context("waiting for Ctrl-C")?;
-                    return Ok(());
-                }
+                signal = &mut stop => return signal.context("waiting for Ctrl-C"),
             }
         }
     }
