@@ -181,20 +181,23 @@ proptest! {
     #[test]
     fn parsers_survive_arbitrary_json(value in json()) {
         let as_bytes = serde_json::to_vec(&value).unwrap();
-        // Bytes (parsed with metadata pruning) and values read the same views.
-        let agent = EdgeAgentTwin::from_value(&value);
+        // Bytes (parsed with metadata pruning) and values read the same views of the same
+        // document. The document is the one the bytes hold: serde_json does not promise
+        // that every float survives a text round trip bit for bit.
+        let document: Value = serde_json::from_slice(&as_bytes).unwrap();
+        let agent = EdgeAgentTwin::from_value(&document);
         let agent_from_bytes = EdgeAgentTwin::from_slice(&as_bytes);
         prop_assert_eq!(agent.as_ref().ok(), agent_from_bytes.as_ref().ok());
         prop_assert_eq!(
-            EdgeHubTwin::from_value(&value).ok(),
+            EdgeHubTwin::from_value(&document).ok(),
             EdgeHubTwin::from_slice(&as_bytes).ok()
         );
         prop_assert_eq!(
-            ModuleTwin::from_value(&value).ok(),
+            ModuleTwin::from_value(&document).ok(),
             ModuleTwin::from_slice(&as_bytes).ok()
         );
         prop_assert_eq!(
-            DeviceTwin::from_value(&value).ok(),
+            DeviceTwin::from_value(&document).ok(),
             DeviceTwin::from_slice(&as_bytes).ok()
         );
         // Only non-objects and foreign module ids are refused.

@@ -177,15 +177,21 @@ fn verdict(s: &Subject<'_>, state: AgentState, looping: Option<usize>) -> (Reaso
         ),
         (RuntimeStatus::Backoff, None) => (
             Reason::ModuleBackoff,
-            format!("module {name} is in backoff, waiting to be restarted{exit}"),
+            format!(
+                "module {name} is in backoff, waiting to be restarted{}",
+                aside(&exit)
+            ),
         ),
         (RuntimeStatus::Unhealthy, None) => (
             Reason::ModuleUnhealthy,
-            format!("module {name} is unhealthy{exit}"),
+            format!("module {name} is unhealthy{}", aside(&exit)),
         ),
         (RuntimeStatus::Stopped, None) if s.wanted == Wanted::Running => (
             Reason::ModuleStopped,
-            format!("module {name} is stopped but the deployment wants it running{exit}"),
+            format!(
+                "module {name} is stopped but the deployment wants it running{}",
+                aside(&exit)
+            ),
         ),
         (RuntimeStatus::Running, None) if s.wanted == Wanted::Stopped => (
             Reason::ModuleNotStopped,
@@ -203,6 +209,14 @@ fn verdict(s: &Subject<'_>, state: AgentState, looping: Option<usize>) -> (Reaso
 }
 
 /// ` with exit code 1, restarted 4 times, last exit 2024-…` — only the parts known.
+/// Exit details after a full clause, in parentheses: `" (with exit code 1, last exit …)"`.
+fn aside(details: &str) -> String {
+    match details.trim() {
+        "" => String::new(),
+        inner => format!(" ({inner})"),
+    }
+}
+
 fn exit_details(r: &ReportedModule) -> String {
     let mut parts = Vec::new();
     if let Some(code) = r.exit_code.filter(|c| *c != 0) {
