@@ -767,11 +767,12 @@ fn module_alerts_are_left_out_when_module_metrics_are_off() {
 
 #[test]
 fn every_alert_is_complete_and_links_a_runbook_section() {
-    let runbook = std::fs::read_to_string(repo().join("docs/chart.md")).unwrap();
+    let runbook = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let anchors: BTreeSet<String> = runbook
-        .lines()
-        .filter_map(|l| l.strip_prefix("### "))
-        .map(|heading| heading.trim().to_lowercase())
+        .split("<a id=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"'))
+        .map(|(id, _)| id.to_owned())
         .collect();
     let docs = render(&[], &["prometheusRule.enabled=true"]);
     for alert in alerts(&docs) {
@@ -801,7 +802,7 @@ fn every_alert_is_complete_and_links_a_runbook_section() {
         assert_eq!(anchor, alert.name.to_lowercase());
         assert!(
             anchors.contains(anchor),
-            "docs/chart.md has no `### {}` runbook section",
+            "README.md has no runbook anchor for {}",
             alert.name
         );
     }
