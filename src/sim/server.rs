@@ -73,6 +73,24 @@ pub fn router(state: Shared) -> Router {
 }
 
 impl SimState {
+    /// The device brought up to the simulated present, or IoT Hub's 404001 error.
+    fn device_or_404(
+        &self,
+        device: &str,
+    ) -> Result<std::sync::MutexGuard<'_, super::device::SimDevice>, HubError> {
+        self.fleet
+            .device(device, self.clock.now())
+            .ok_or_else(|| HubError::device_not_found(device))
+    }
+
+    /// A twin document as a 200 answer.
+    fn twin_response(&self, twin: &impl serde::Serialize) -> Response {
+        match serde_json::to_vec(twin) {
+            Ok(body) => json_bytes(StatusCode::OK, body),
+            Err(e) => self.error(HubError::new(500001, "ServerError", e.to_string())),
+        }
+    }
+
     fn error(&self, e: HubError) -> Response {
         self.counters.count(match e.code {
             401_000..=401_999 => Event::Unauthorized,
@@ -164,12 +182,9 @@ async fn get_device_twin(
     {
         return r;
     }
-    let Some(dev) = s.fleet.device(&device, s.clock.now()) else {
-        return s.error(HubError::device_not_found(&device));
-    };
-    match serde_json::to_vec(dev.device_twin()) {
-        Ok(body) => json_bytes(StatusCode::OK, body),
-        Err(e) => s.error(HubError::new(500001, "ServerError", e.to_string())),
+    match s.device_or_404(&device) {
+        Ok(dev) => s.twin_response(dev.device_twin()),
+        Err(e) => s.error(e),
     }
 }
 
@@ -186,15 +201,13 @@ async fn get_module_twin(
     {
         return r;
     }
-    let Some(dev) = s.fleet.device(&device, s.clock.now()) else {
-        return s.error(HubError::device_not_found(&device));
+    let dev = match s.device_or_404(&device) {
+        Ok(dev) => dev,
+        Err(e) => return s.error(e),
     };
-    let Some(twin) = dev.module_twin(&module) else {
-        return s.error(HubError::module_not_found(&device, &module));
-    };
-    match serde_json::to_vec(twin) {
-        Ok(body) => json_bytes(StatusCode::OK, body),
-        Err(e) => s.error(HubError::new(500001, "ServerError", e.to_string())),
+    match dev.module_twin(&module) {
+        Some(twin) => s.twin_response(twin),
+        None => s.error(HubError::module_not_found(&device, &module)),
     }
 }
 
@@ -211,9 +224,9 @@ async fn list_modules(
     {
         return r;
     }
-    match s.fleet.device(&device, s.clock.now()) {
-        Some(dev) => Json(dev.module_identities()).into_response(),
-        None => s.error(HubError::device_not_found(&device)),
+    match s.device_or_404(&device) {
+        Ok(dev) => Json(dev.module_identities()).into_response(),
+        Err(e) => s.error(e),
     }
 }
 
@@ -269,8 +282,9 @@ async fn invoke_module_method(
         Err(e) => return s.error(e),
     };
     let outcome = {
-        let Some(mut dev) = s.fleet.device(&device, s.clock.now()) else {
-            return s.error(HubError::device_not_found(&device));
+        let mut dev = match s.device_or_404(&device) {
+            Ok(dev) => dev,
+            Err(e) => return s.error(e),
         };
         if dev.module_twin(&module).is_none() {
             return s.error(HubError::module_not_found(&device, &module));
@@ -297,8 +311,8 @@ async fn invoke_device_method(
     if let Err(e) = parse_method_request(&body) {
         return s.error(e);
     }
-    if s.fleet.device(&device, s.clock.now()).is_none() {
-        return s.error(HubError::device_not_found(&device));
+    if let Err(e) = s.device_or_404(&device) {
+        return s.error(e);
     }
     // Edge devices answer methods through their modules; the device identity has no handler.
     s.error(HubError::device_not_online())
