@@ -5,7 +5,7 @@ pub mod duration;
 pub mod status;
 pub mod watch;
 
-pub use duration::{DurationParseError, parse_duration};
+pub use duration::{DURATION_PATTERN, DurationParseError, parse_duration};
 pub use status::{
     AspectState, DeviceCounts, DeviceEntry, DriftEntry, EdgeDeviceWatchStatus, FailingModule,
     PingFailure, PingOutcome, RestartObservation, WatchMemory,

@@ -115,10 +115,11 @@ pub struct EdgeDeviceWatchSpec {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub modules: Vec<ModuleExpectation>,
 
-    /// How often twins are read, as a duration (`60s`, `5m`). At least 10s.
+    /// How often twins are read, as a duration: `60s`, `5m`, `1h30m` (h, m, s, ms, largest
+    /// first) or ISO 8601 `PT5M`. At least 10s.
     #[serde(default = "default_interval")]
     #[schemars(regex(pattern = super::duration::DURATION_PATTERN), length(max = 32))]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('10s')").message("interval must be at least 10s"))]
+    #[x_kube(validation = at_least_10s("interval must be at least 10s"))]
     pub interval: String,
 
     /// Reachability checks: a direct method `ping` on `$edgeAgent`.
@@ -231,7 +232,7 @@ pub struct PingSpec {
     /// How often each device is pinged (each ping costs direct-method quota). At least 10s.
     #[serde(default = "default_ping_interval")]
     #[schemars(regex(pattern = super::duration::DURATION_PATTERN), length(max = 32))]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('10s')").message("ping interval must be at least 10s"))]
+    #[x_kube(validation = at_least_10s("ping interval must be at least 10s"))]
     pub interval: String,
     /// How long to wait for the answer before `PingTimeout`.
     #[serde(default = "default_ping_timeout")]
@@ -270,6 +271,15 @@ impl Default for RestartLoopSpec {
             window: default_restart_window(),
         }
     }
+}
+
+/// The CEL rule holding a duration field to the shortest interval edgewatch polls at.
+fn at_least_10s(message: &str) -> kube::core::Rule {
+    kube::core::Rule::new(format!(
+        "{} >= duration('10s')",
+        super::duration::CEL_DURATION
+    ))
+    .message(message)
 }
 
 fn default_interval() -> String {

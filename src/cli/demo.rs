@@ -43,11 +43,11 @@ pub struct DemoArgs {
 }
 
 fn parse_at(text: &str) -> Result<SignedDuration, String> {
-    let at = crate::sim::scenario::parse_duration(text)?;
-    if at.is_negative() || at > SignedDuration::from_hours(24) {
-        return Err("give a duration between 0s and 24h".into());
+    let at = crate::api::parse_duration(text).map_err(|e| e.to_string())?;
+    match SignedDuration::try_from(at) {
+        Ok(at) if at <= SignedDuration::from_hours(24) => Ok(at),
+        _ => Err("give a duration between 0s and 24h".into()),
     }
-    Ok(at)
 }
 
 /// Runs the demo; exit 0 when it ends normally (Ctrl-C or `--once`), 1 on failure.

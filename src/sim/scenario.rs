@@ -375,14 +375,11 @@ fn ten_seconds() -> SignedDuration {
     SignedDuration::from_secs(10)
 }
 
-/// Parses `30s`, `5m`, `1h 30m`, `500ms`, ISO 8601 `PT30S`, or a bare number of seconds.
+/// Parses a scenario time with the one duration grammar (`crate::api::duration`), which
+/// for scenarios also takes `1h 30m` and a bare number of seconds (`30`, `2.5`).
 pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
-    let t = text.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        return SignedDuration::try_from_secs_f64(secs).map_err(|e| e.to_string());
-    }
-    t.parse::<SignedDuration>()
-        .map_err(|e| format!("{t:?} is not a duration (try 30s, 5m, 1h): {e}"))
+    let parsed = crate::api::duration::parse_scenario_duration(text).map_err(|e| e.to_string())?;
+    SignedDuration::try_from(parsed).map_err(|e| e.to_string())
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<SignedDuration, D::Error> {
@@ -393,7 +390,7 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<SignedDuration, D::Err
         Text(String),
     }
     match Raw::deserialize(d)? {
-        Raw::Number(n) => SignedDuration::try_from_secs_f64(n).map_err(serde::de::Error::custom),
+        Raw::Number(n) => parse_duration(&n.to_string()).map_err(serde::de::Error::custom),
         Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
     }
 }
