@@ -3,7 +3,7 @@
 
 use edgewatch::api::EdgeDeviceWatch;
 use edgewatch::controller::status_builder::{StatusLimits, Sweep, build_status};
-use edgewatch::health::{DeviceTwins, PingOutcome, Policy, evaluate};
+use edgewatch::health::{DeviceTwins, PingError, PingOutcome, Policy, evaluate};
 use edgewatch::twin::EdgeAgentTwin;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -65,7 +65,10 @@ fn realistic_watch() -> EdgeDeviceWatch {
     };
     let reports = vec![
         judge("line1-gw", PingOutcome::Responded { latency_ms: 31 }),
-        judge("line2-gw", PingOutcome::NotOnline),
+        judge(
+            "line2-gw",
+            PingOutcome::NotOnline(PingError::new(Some(404_103), Some("DeviceNotOnline"), "")),
+        ),
     ];
     let sweep = Sweep {
         generation: watch.metadata.generation,

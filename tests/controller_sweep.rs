@@ -319,3 +319,117 @@ async fn a_device_that_cannot_be_read_keeps_its_previous_verdict() {
     .expect("a failing device does not fail the sweep");
     assert_eq!(second.reports, first.reports);
 }
+
+#[tokio::test]
+async fn a_device_the_hub_does_not_know_is_device_not_found() {
+    let sim = simulator().await;
+    let sweeper = sweeper(&sim, QuotaBudget::default());
+    for tail in ["", "ping: {enabled: false}\n"] {
+        let spec = spec(&format!("devices: [line1-gw, line9-gw]\n{tail}"));
+        let output = sweep(
+            &sweeper,
+            &sim,
+            &spec,
+            &sas(&sim),
+            &mut WatchState::default(),
+        )
+        .await
+        .unwrap();
+        let unknown = report(&output, "line9-gw");
+        assert_eq!(
+            aspect(unknown, ConditionType::Reachable),
+            (ConditionStatus::False, Reason::DeviceNotFound),
+            "{tail}"
+        );
+        assert_eq!(
+            aspect(unknown, ConditionType::Ready),
+            (ConditionStatus::False, Reason::DeviceNotFound)
+        );
+        let message = &unknown.condition(ConditionType::Reachable).unwrap().message;
+        assert!(
+            message.contains("\"line9-gw\"") && message.contains("404001"),
+            "{message}"
+        );
+        let known = report(&output, "line1-gw");
+        assert_ne!(
+            aspect(known, ConditionType::Reachable).1,
+            Reason::DeviceNotFound,
+            "{tail}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_deployment_is_in_progress_within_grace_and_failed_after() {
+    let sim = simulator().await;
+    let sweeper = sweeper(&sim, QuotaBudget::default());
+    let spec = spec("devices: [line1-gw]\ndeploymentGracePeriod: 2m\n");
+    sim.apply(
+        "line1-gw",
+        Action::Deploy {
+            images: [(
+                "SimulatedTemperatureSensor".to_owned(),
+                "example/sensor:2.0".to_owned(),
+            )]
+            .into(),
+            outcome: edgewatch::sim::DeployOutcome::Failed,
+            delay: SignedDuration::from_secs(5),
+        },
+    )
+    .unwrap();
+    sim.clock().advance(SignedDuration::from_secs(30)).unwrap();
+    let mut state = WatchState::default();
+    let early = sweep(&sweeper, &sim, &spec, &sas(&sim), &mut state)
+        .await
+        .unwrap();
+    assert_eq!(
+        aspect(report(&early, "line1-gw"), ConditionType::InSync),
+        (ConditionStatus::Unknown, Reason::DeploymentInProgress)
+    );
+    sim.clock().advance(SignedDuration::from_mins(2)).unwrap();
+    let late = sweep(&sweeper, &sim, &spec, &sas(&sim), &mut state)
+        .await
+        .unwrap();
+    assert_eq!(
+        aspect(report(&late, "line1-gw"), ConditionType::InSync),
+        (ConditionStatus::False, Reason::DeploymentFailed)
+    );
+}
+
+#[tokio::test]
+async fn a_selector_matching_no_device_is_no_devices_matched() {
+    use edgewatch::controller::status_builder::{StatusLimits, Sweep, build_status};
+    let sim = simulator().await;
+    let sweeper = sweeper(&sim, QuotaBudget::default());
+    let spec = spec("selector: {query: \"tags.site = 'plant-z'\"}\n");
+    let output = sweep(
+        &sweeper,
+        &sim,
+        &spec,
+        &sas(&sim),
+        &mut WatchState::default(),
+    )
+    .await
+    .unwrap();
+    assert!(output.reports.is_empty());
+    let status = build_status(
+        &Sweep {
+            generation: Some(1),
+            hub: &output.hub,
+            reports: &output.reports,
+            memory: Default::default(),
+        },
+        None,
+        sim.clock().now(),
+        &StatusLimits::default(),
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("Unknown", "NoDevicesMatched")
+    );
+}

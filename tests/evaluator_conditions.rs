@@ -6,7 +6,7 @@ use common::*;
 use edgewatch::health::report::ConditionStatus::{False, True, Unknown};
 use edgewatch::health::report::ConditionType::{Fresh, ModulesHealthy, Reachable, Ready};
 use edgewatch::health::report::{ConditionType, Reason};
-use edgewatch::health::{PingOutcome, Policy, evaluate};
+use edgewatch::health::{PingError, PingOutcome, Policy, evaluate};
 use serde_json::json;
 
 #[test]
@@ -14,13 +14,19 @@ fn ping_outcomes_map_to_reachable() {
     let doc = fixture(HEALTHY_AGENT);
     let cases = [
         (responded(), True, Reason::AgentResponded),
-        (PingOutcome::NotOnline, False, Reason::DeviceNotOnline),
-        (PingOutcome::Timeout, False, Reason::PingTimeout),
+        (not_online(), False, Reason::DeviceNotOnline),
+        (
+            PingOutcome::Timeout(PingError::default()),
+            False,
+            Reason::PingTimeout,
+        ),
         (PingOutcome::Skipped, Unknown, Reason::PingSkipped),
         (
-            PingOutcome::Failed {
-                detail: "throttled (429)".into(),
-            },
+            PingOutcome::Failed(PingError::new(
+                Some(429_001),
+                Some("ThrottlingException"),
+                "throttled",
+            )),
             Unknown,
             Reason::PingFailed,
         ),
@@ -37,12 +43,33 @@ fn ping_latency_and_failure_detail_are_reported() {
     assert_eq!(report(&doc, responded()).ping_latency_ms, Some(42));
     let r = report(
         &doc,
-        PingOutcome::Failed {
-            detail: "throttled (429)".into(),
-        },
+        PingOutcome::Failed(PingError::new(
+            Some(429_001),
+            Some("ThrottlingException"),
+            "throttled",
+        )),
     );
-    assert!(message(&r, Reachable).contains("throttled (429)"));
+    assert_eq!(
+        message(&r, Reachable),
+        "ping could not be sent: 429001 ThrottlingException: throttled"
+    );
     assert_eq!(r.ping_latency_ms, None);
+}
+
+#[test]
+fn a_device_the_hub_does_not_know_is_unreachable_and_not_ready() {
+    let doc = fixture(HEALTHY_AGENT);
+    let unknown = PingOutcome::DeviceNotFound(PingError::new(
+        Some(404_001),
+        Some("DeviceNotFound"),
+        "the device does not exist",
+    ));
+    let r = report(&doc, unknown);
+    assert_eq!(cond(&r, Reachable), (False, Reason::DeviceNotFound));
+    assert_eq!(cond(&r, Ready), (False, Reason::DeviceNotFound));
+    let text = message(&r, Reachable);
+    assert!(text.contains(&format!("{:?}", r.device_id)), "{text}");
+    assert!(text.contains("404001 DeviceNotFound"), "{text}");
 }
 
 #[test]
@@ -79,9 +106,7 @@ fn ping_skipped_alone_does_not_hold_ready_back() {
 fn ping_failed_makes_ready_unknown() {
     let r = report(
         &fixture(HEALTHY_AGENT),
-        PingOutcome::Failed {
-            detail: "401".into(),
-        },
+        PingOutcome::Failed(PingError::new(Some(401_002), None, "unauthorized")),
     );
     assert_eq!(cond(&r, Ready), (Unknown, Reason::PingFailed));
 }
@@ -89,7 +114,7 @@ fn ping_failed_makes_ready_unknown() {
 #[test]
 fn first_false_aspect_decides_ready_in_contract_order() {
     // Unreachable and a failed module: Reachable comes first.
-    let r = report(&fixture(FAILED_AGENT), PingOutcome::NotOnline);
+    let r = report(&fixture(FAILED_AGENT), not_online());
     assert_eq!(cond(&r, Ready), (False, Reason::DeviceNotOnline));
     assert!(message(&r, Ready).starts_with("Reachable: "));
 }
@@ -99,7 +124,7 @@ fn false_outranks_an_earlier_unknown() {
     // Reachable Unknown (ping failed) but ModulesHealthy False: Ready takes the False one.
     let r = report(
         &fixture(FAILED_AGENT),
-        PingOutcome::Failed { detail: "x".into() },
+        PingOutcome::Failed(PingError::new(None, None, "x")),
     );
     assert_eq!(cond(&r, Ready), (False, Reason::ModuleFailed));
 }
@@ -133,7 +158,7 @@ fn old_report_is_current_when_the_agent_answers_ping() {
 
 #[test]
 fn old_report_is_stale_when_the_agent_does_not_answer() {
-    for ping in [PingOutcome::NotOnline, PingOutcome::Timeout] {
+    for ping in [not_online(), PingOutcome::Timeout(PingError::default())] {
         let r = at("2021-06-29T09:00:00Z", ping);
         assert_eq!(cond(&r, Fresh), (False, Reason::ReportedStateStale));
     }
@@ -146,7 +171,7 @@ fn with_ping_skipped_or_failed_the_age_alone_decides() {
     assert_eq!(cond(&stale, Ready), (False, Reason::ReportedStateStale));
     let failed = at(
         "2021-06-28T22:05:00Z",
-        PingOutcome::Failed { detail: "x".into() },
+        PingOutcome::Failed(PingError::new(None, None, "x")),
     );
     assert_eq!(cond(&failed, Fresh), (False, Reason::ReportedStateStale));
     let just_inside = at("2021-06-28T22:03:59Z", PingOutcome::Skipped);
@@ -155,7 +180,7 @@ fn with_ping_skipped_or_failed_the_age_alone_decides() {
 
 #[test]
 fn report_from_the_future_is_current() {
-    let r = at("2021-06-28T21:00:00Z", PingOutcome::NotOnline);
+    let r = at("2021-06-28T21:00:00Z", not_online());
     assert_eq!(cond(&r, Fresh), (True, Reason::ReportCurrent));
 }
 
@@ -172,7 +197,7 @@ fn never_missing_or_unreadable_last_updated_is_no_reported_state() {
             "/properties/reported/$metadata/$lastUpdated",
             value.clone(),
         );
-        let r = report(&doc, PingOutcome::NotOnline);
+        let r = report(&doc, not_online());
         assert_eq!(
             cond(&r, Fresh),
             (Unknown, Reason::NoReportedState),
@@ -185,7 +210,7 @@ fn never_missing_or_unreadable_last_updated_is_no_reported_state() {
 #[test]
 fn empty_reported_section_is_no_reported_state_for_fresh() {
     let doc = fixture("edgeAgent-properties_v1.2-deployment_iotedge.json");
-    let r = report(&doc, PingOutcome::NotOnline);
+    let r = report(&doc, not_online());
     assert_eq!(cond(&r, Fresh), (Unknown, Reason::NoReportedState));
 }
 
@@ -195,7 +220,7 @@ fn agent_twin_connection_state_is_ignored() {
     set(&mut connected, "/connectionState", json!("Connected"));
     let disconnected = fixture(HEALTHY_AGENT);
     assert_eq!(disconnected["connectionState"], "Disconnected");
-    for ping in [responded(), PingOutcome::Skipped, PingOutcome::NotOnline] {
+    for ping in [responded(), PingOutcome::Skipped, not_online()] {
         assert_eq!(
             report(&connected, ping.clone()),
             report(&disconnected, ping)

@@ -138,15 +138,29 @@ fn code_500_is_failed() {
 }
 
 #[test]
-fn code_500_is_failed_even_within_grace() {
-    // The contract maps 500 to DeploymentFailed at once; a slow image pull that ends in
-    // 500 "The operation was canceled" is flagged as possibly transient in the message.
+fn code_500_within_grace_is_in_progress_and_failed_after_it() {
+    // A slow image pull ends in a transient 500 "The operation was canceled": within
+    // deploymentGracePeriod of the desired change it is in progress, after it failed.
     let mut doc = with_status(500, "The operation was canceled");
     let changed = now() - jiff::SignedDuration::from_mins(3);
     set(&mut doc, DESIRED_UPDATED, json!(changed.to_string()));
     let r = report(&doc, PingOutcome::Skipped);
+    assert_eq!(cond(&r, InSync), (Unknown, Reason::DeploymentInProgress));
+    assert_eq!(cond(&r, Ready), (Unknown, Reason::DeploymentInProgress));
+    let text = message(&r, InSync);
+    assert!(text.contains("The operation was canceled"), "{text}");
+    assert!(text.contains("within the 10m grace period"), "{text}");
+
+    let changed = now() - jiff::SignedDuration::from_mins(11);
+    set(&mut doc, DESIRED_UPDATED, json!(changed.to_string()));
+    let r = report(&doc, PingOutcome::Skipped);
     assert_eq!(cond(&r, InSync), (False, Reason::DeploymentFailed));
-    assert!(message(&r, InSync).contains("may clear by itself"));
+    assert!(message(&r, InSync).contains("beyond the 10m grace period"));
+
+    // Without a change time the grace cannot be granted.
+    remove(&mut doc, DESIRED_UPDATED);
+    let r = report(&doc, PingOutcome::Skipped);
+    assert_eq!(cond(&r, InSync), (False, Reason::DeploymentFailed));
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use edgewatch::health::report::{ConditionStatus, ConditionType, DeviceReport, Reason};
-use edgewatch::health::{DeviceMemory, DeviceTwins, PingOutcome, Policy, evaluate};
+use edgewatch::health::{DeviceMemory, DeviceTwins, PingError, PingOutcome, Policy, evaluate};
 use edgewatch::twin::{DeviceTwin, EdgeAgentTwin, EdgeHubTwin, ModuleTwin};
 use jiff::Timestamp;
 use proptest::prelude::*;
@@ -89,10 +89,12 @@ fn json() -> impl Strategy<Value = Value> {
 fn ping() -> impl Strategy<Value = PingOutcome> {
     prop_oneof![
         any::<u64>().prop_map(|latency_ms| PingOutcome::Responded { latency_ms }),
-        Just(PingOutcome::NotOnline),
-        Just(PingOutcome::Timeout),
+        ".{0,10}".prop_map(|m| PingOutcome::NotOnline(PingError::new(Some(404_103), None, m))),
+        ".{0,10}".prop_map(|m| PingOutcome::Timeout(PingError::new(None, None, m))),
+        ".{0,10}".prop_map(|m| PingOutcome::DeviceNotFound(PingError::new(Some(404_001), None, m))),
         Just(PingOutcome::Skipped),
-        ".{0,10}".prop_map(|detail| PingOutcome::Failed { detail }),
+        (any::<Option<u32>>(), ".{0,10}")
+            .prop_map(|(code, m)| PingOutcome::Failed(PingError::new(code, None, m))),
     ]
 }
 

@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use edgewatch::health::report::{ConditionStatus, ConditionType, DeviceReport, Reason};
-use edgewatch::health::{DeviceTwins, PingOutcome, Policy, evaluate};
+use edgewatch::health::{DeviceTwins, PingError, PingOutcome, Policy, evaluate};
 use edgewatch::iothub::{
     ClientConfig, ConnectionString, Credential, ErrorKind, IotHubClient, RateLimit, RateLimits,
 };
@@ -56,11 +56,15 @@ async fn ping(client: &IotHubClient, device: &str) -> PingOutcome {
         .await
     {
         Ok(_) => PingOutcome::Responded { latency_ms: 0 },
-        Err(e) if e.kind() == ErrorKind::DeviceNotOnline => PingOutcome::NotOnline,
-        Err(e) if e.kind() == ErrorKind::GatewayTimeout => PingOutcome::Timeout,
-        Err(e) => PingOutcome::Failed {
-            detail: e.to_string(),
-        },
+        Err(e) => {
+            let detail = PingError::new(e.error_code(), e.error_name(), e.message());
+            match e.kind() {
+                ErrorKind::DeviceNotOnline => PingOutcome::NotOnline(detail),
+                ErrorKind::GatewayTimeout => PingOutcome::Timeout(detail),
+                ErrorKind::DeviceNotFound => PingOutcome::DeviceNotFound(detail),
+                _ => PingOutcome::Failed(detail),
+            }
+        }
     }
 }
 
@@ -171,10 +175,11 @@ async fn each_scenario_kind_gets_the_intended_verdict() {
             ConditionType::InSync,
             Reason::DeploymentRejected,
         ),
+        // A 500 within the grace period may be a slow image pull: in progress.
         (
             "deployment-failed",
             ConditionType::InSync,
-            Reason::DeploymentFailed,
+            Reason::DeploymentInProgress,
         ),
         ("image-drift", ConditionType::InSync, Reason::ImageDrift),
         (
@@ -205,6 +210,8 @@ async fn each_scenario_kind_gets_the_intended_verdict() {
     assert_verdict(&pending, ConditionType::InSync, Reason::DeploymentPending);
     let lagging = judge(&h, &client, "property-drift").await;
     assert_verdict(&lagging, ConditionType::InSync, Reason::PropertyDrift);
+    let failed = judge(&h, &client, "deployment-failed").await;
+    assert_verdict(&failed, ConditionType::InSync, Reason::DeploymentFailed);
     let offline = judge(&h, &client, "device-offline").await;
     assert_verdict(&offline, ConditionType::Fresh, Reason::ReportedStateStale);
     let healthy = judge(&h, &client, "healthy").await;

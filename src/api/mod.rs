@@ -8,7 +8,7 @@ pub mod watch;
 pub use duration::{DURATION_PATTERN, DurationParseError, parse_duration};
 pub use status::{
     AspectState, DeviceCounts, DeviceEntry, DriftEntry, EdgeDeviceWatchStatus, FailingModule,
-    PingFailure, PingOutcome, RestartObservation, WatchMemory,
+    PingFailure, PingFailureKind, RestartObservation, WatchMemory,
 };
 pub use watch::{
     EdgeDeviceWatch, EdgeDeviceWatchSpec, HubSpec, ModuleExpectation, PingSpec, RestartLoopSpec,

@@ -1,6 +1,6 @@
 //! The `EdgeDeviceWatch` status: what the operator publishes.
 //!
-//! Conditions follow `metav1.Condition` semantics (the contract table in DESIGN.md);
+//! Conditions follow `metav1.Condition` semantics (the contract table in docs/contract.md);
 //! `summary` feeds the printer columns; `devices` holds per-device findings, worst first
 //! and capped so the object stays far below etcd's request limit; `memory` is the little
 //! state a restarted operator needs to judge the next observation the same way.
@@ -160,16 +160,16 @@ pub struct WatchMemory {
     pub restarts: Vec<RestartObservation>,
 }
 
-/// The outcome of one `$edgeAgent` ping.
+/// How a remembered ping failed. Only these three are written (a device IoT Hub does not
+/// know is `Failed` with `errorCode` 404001), so a status stays readable by older
+/// versions and valid under older CRDs.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PingOutcome {
-    /// The agent answered.
-    Responded,
+pub enum PingFailureKind {
     /// IoT Hub says the device is not connected (404103).
     NotOnline,
     /// No answer in time (504101 or client timeout).
     Timeout,
-    /// The call failed for another reason (throttled, 5xx, unauthorised).
+    /// The call failed for another reason (unknown device, throttled, 5xx).
     Failed,
 }
 
@@ -178,9 +178,12 @@ pub enum PingOutcome {
 #[serde(rename_all = "camelCase")]
 pub struct PingFailure {
     pub device_id: String,
-    pub outcome: PingOutcome,
+    pub outcome: PingFailureKind,
     /// When the ping was made.
     pub at: Timestamp,
+    /// IoT Hub's error code, when it gave one (absent in statuses of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<u32>,
 }
 
 /// Restarts of one module seen by the operator, to detect restart loops across polls

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use crate::api::parse_duration;
 
 use crate::health::report::{DeviceReport, DriftItem, ModuleReport};
-use crate::health::{DeviceTwins, PingOutcome, Policy, evaluate};
+use crate::health::{DeviceTwins, PingError, PingOutcome, Policy, evaluate};
 use crate::twin::{EdgeAgentTwin, EdgeHubTwin, ModuleTwin, TwinError};
 
 /// Judge one IoT Edge device from its twin files.
@@ -64,8 +64,10 @@ impl PingArg {
     fn outcome(self) -> PingOutcome {
         match self {
             PingArg::Ok => PingOutcome::Responded { latency_ms: 0 },
-            PingArg::NotOnline => PingOutcome::NotOnline,
-            PingArg::Timeout => PingOutcome::Timeout,
+            PingArg::NotOnline => {
+                PingOutcome::NotOnline(PingError::new(Some(404_103), Some("DeviceNotOnline"), ""))
+            }
+            PingArg::Timeout => PingOutcome::Timeout(PingError::default()),
             PingArg::Skipped => PingOutcome::Skipped,
         }
     }

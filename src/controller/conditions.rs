@@ -78,8 +78,8 @@ fn aggregate_one(type_: ConditionType, reports: &[&DeviceReport]) -> WatchCondit
         return watch_condition(
             type_,
             ConditionStatus::Unknown,
-            Reason::NoReportedState,
-            "no devices are watched: the device list is empty and the selector matched none".into(),
+            Reason::NoDevicesMatched,
+            "no devices are watched: spec.devices is empty and the selector matched no IoT Edge device".into(),
         );
     }
     let with = |status| -> Vec<(&str, Reason)> {
@@ -371,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn no_devices_is_unknown_not_ready() {
+    fn no_devices_is_unknown_no_devices_matched() {
         let conditions = aggregate(&[]);
         assert!(
             conditions
@@ -381,7 +381,12 @@ mod tests {
         assert!(
             conditions
                 .iter()
-                .all(|c| c.reason == Reason::NoReportedState)
+                .all(|c| c.reason == Reason::NoDevicesMatched)
+        );
+        assert!(
+            by_type(&conditions, "Ready")
+                .message
+                .contains("selector matched no")
         );
     }
 

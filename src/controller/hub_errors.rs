@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::api::PingOutcome;
+use crate::health::{PingError, PingOutcome};
 use crate::iothub::{ErrorKind, IotHubError};
 
 use super::error::ReconcileError;
@@ -33,16 +33,33 @@ pub fn selector_failure(error: IotHubError) -> ReconcileError {
     }
 }
 
-/// What a ping call says about the device.
+/// What a ping call says about the device, keeping IoT Hub's error code and message.
 pub fn ping_outcome(result: &Result<Duration, IotHubError>) -> PingOutcome {
-    match result {
-        Ok(_) => PingOutcome::Responded,
-        Err(e) => match e.kind() {
-            ErrorKind::DeviceNotOnline => PingOutcome::NotOnline,
-            ErrorKind::GatewayTimeout | ErrorKind::Timeout => PingOutcome::Timeout,
-            _ => PingOutcome::Failed,
-        },
+    let error = match result {
+        Ok(latency) => {
+            return PingOutcome::Responded {
+                latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            };
+        }
+        Err(error) => error,
+    };
+    let detail = ping_error(error);
+    match error.kind() {
+        ErrorKind::DeviceNotOnline => PingOutcome::NotOnline(detail),
+        ErrorKind::GatewayTimeout | ErrorKind::Timeout => PingOutcome::Timeout(detail),
+        ErrorKind::DeviceNotFound => PingOutcome::DeviceNotFound(detail),
+        _ => PingOutcome::Failed(detail),
     }
+}
+
+/// IoT Hub's error code, name and message (or what failed on the way there).
+pub fn ping_error(error: &IotHubError) -> PingError {
+    let message = if error.message().is_empty() && error.error_code().is_none() {
+        error.kind().to_string()
+    } else {
+        error.message().to_owned()
+    };
+    PingError::new(error.error_code(), error.error_name(), message)
 }
 
 /// Whether a failure of one device's call means the whole sweep cannot go on
@@ -90,27 +107,40 @@ mod tests {
     }
 
     #[test]
-    fn ping_answers_become_outcomes() {
+    fn ping_answers_become_outcomes_keeping_code_and_message() {
         assert_eq!(
             ping_outcome(&Ok(Duration::from_millis(5))),
-            PingOutcome::Responded
+            PingOutcome::Responded { latency_ms: 5 }
         );
-        assert_eq!(
-            ping_outcome(&Err(error(ErrorKind::DeviceNotOnline))),
-            PingOutcome::NotOnline
-        );
-        assert_eq!(
-            ping_outcome(&Err(error(ErrorKind::GatewayTimeout))),
-            PingOutcome::Timeout
-        );
-        assert_eq!(
+        let coded = |kind, code| Err(error(kind).with_code(code));
+        assert!(matches!(
+            ping_outcome(&coded(ErrorKind::DeviceNotOnline, 404_103)),
+            PingOutcome::NotOnline(e) if e.code == Some(404_103) && e.message == "detail"
+        ));
+        assert!(matches!(
+            ping_outcome(&coded(ErrorKind::GatewayTimeout, 504_101)),
+            PingOutcome::Timeout(e) if e.code == Some(504_101)
+        ));
+        assert!(matches!(
             ping_outcome(&Err(error(ErrorKind::Timeout))),
-            PingOutcome::Timeout
-        );
+            PingOutcome::Timeout(_)
+        ));
+        assert!(matches!(
+            ping_outcome(&coded(ErrorKind::DeviceNotFound, 404_001)),
+            PingOutcome::DeviceNotFound(e) if e.code == Some(404_001)
+        ));
+        let server = ping_outcome(&Err(error(ErrorKind::Server)
+            .with_code(500_001)
+            .with_name("ServerError")));
         assert_eq!(
-            ping_outcome(&Err(error(ErrorKind::Server))),
-            PingOutcome::Failed
+            server,
+            PingOutcome::Failed(PingError::new(Some(500_001), Some("ServerError"), "detail"))
         );
+        let bare = IotHubError::new(ErrorKind::Connection, Operation::InvokeMethod, "");
+        assert!(matches!(
+            ping_outcome(&Err(bare)),
+            PingOutcome::Failed(e) if e.message == "connection"
+        ));
     }
 
     #[test]

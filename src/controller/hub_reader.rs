@@ -8,16 +8,18 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::api::EdgeDeviceWatchSpec;
+use crate::health::PingError;
 use crate::iothub::{ErrorKind, IotHubClient, IotHubError};
+use crate::twin;
 
 use super::device_set::{DeviceSet, resolve, selector_query};
 use super::error::ReconcileError;
-use super::hub_errors::{ping_outcome, selector_failure, stops_the_sweep};
+use super::hub_errors::{ping_error, ping_outcome, selector_failure, stops_the_sweep};
 use super::ping_schedule::PingRecord;
 use super::read_plan::{QuotaBudget, TwinKey, plan_reads};
 
 /// The module twins read for every device, before the watch's custom modules.
-pub const SYSTEM_MODULES: [&str; 2] = ["$edgeAgent", "$edgeHub"];
+pub const SYSTEM_MODULES: [&str; 2] = [twin::EDGE_AGENT, twin::EDGE_HUB];
 
 /// Calls in flight at once for one sweep (the client paces and bounds them further).
 const CONCURRENT_CALLS: usize = 16;
@@ -30,6 +32,8 @@ pub struct DeviceReads {
     pub from_query: bool,
     /// A failure that left this device's twins unknown this sweep.
     pub failure: Option<String>,
+    /// IoT Hub's 404001 on one of the device's twins: the hub does not know the id.
+    pub not_found: Option<PingError>,
 }
 
 /// The devices of the watch: explicit ids and the selector's matches.
@@ -152,18 +156,12 @@ async fn get_into(
                 r.twins.insert(key.module_id, value);
             }
             Err(e) if stops_the_sweep(&e) => return Err(e.into()),
-            Err(e) if absent(&e) => {}
+            Err(e) if e.kind() == ErrorKind::DeviceNotFound => r.not_found = Some(ping_error(&e)),
+            Err(e) if e.kind() == ErrorKind::ModuleNotFound => {}
             Err(e) => r.failure = Some(e.to_string()),
         }
     }
     Ok(())
-}
-
-fn absent(error: &IotHubError) -> bool {
-    matches!(
-        error.kind(),
-        ErrorKind::ModuleNotFound | ErrorKind::DeviceNotFound
-    )
 }
 
 /// Pings `$edgeAgent` on each of `devices`, stamping the outcomes with the sweep's time
@@ -194,10 +192,6 @@ pub async fn ping_devices(
         let record = PingRecord {
             at,
             outcome: ping_outcome(&result),
-            latency_ms: result
-                .as_ref()
-                .ok()
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         };
         records.push((device, record));
     }

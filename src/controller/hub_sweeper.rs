@@ -5,13 +5,13 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 
-use crate::api::{EdgeDeviceWatchSpec, PingOutcome as PingState};
+use crate::api::EdgeDeviceWatchSpec;
 use crate::health::report::DeviceReport;
 use crate::health::{
     DeviceMemory, DeviceTwins, PingOutcome, Policy, PropertyCheck, PropertySelection,
     RestartLoopPolicy, evaluate,
 };
-use crate::twin::{EdgeAgentTwin, EdgeHubTwin, ModuleTwin};
+use crate::twin::{EDGE_AGENT, EDGE_HUB, EdgeAgentTwin, EdgeHubTwin, ModuleTwin};
 
 use super::error::ReconcileError;
 use super::hub_clients::{HubClientTemplate, HubClients};
@@ -161,10 +161,10 @@ impl Judge {
             return (previous.clone(), None);
         }
         let twins = device_twins(device, reads);
-        let ping = if self.ping_enabled {
-            ping_for(&state.pings, device)
-        } else {
-            PingOutcome::Skipped
+        let ping = match reads.and_then(|r| r.not_found.clone()) {
+            Some(not_found) => PingOutcome::DeviceNotFound(not_found),
+            None if self.ping_enabled => ping_for(&state.pings, device),
+            None => PingOutcome::Skipped,
         };
         let evaluation = evaluate(
             &twins,
@@ -179,28 +179,17 @@ impl Judge {
 
 /// The last ping of a device as the evaluator reads it; never pinged reads as skipped.
 fn ping_for(pings: &PingLedger, device: &str) -> PingOutcome {
-    let Some(record) = pings.get(device) else {
-        return PingOutcome::Skipped;
-    };
-    match record.outcome {
-        PingState::Responded => PingOutcome::Responded {
-            latency_ms: record.latency_ms.unwrap_or(0),
-        },
-        PingState::NotOnline => PingOutcome::NotOnline,
-        PingState::Timeout => PingOutcome::Timeout,
-        PingState::Failed => PingOutcome::Failed {
-            detail: "the ping call failed".into(),
-        },
-    }
+    pings
+        .get(device)
+        .map_or(PingOutcome::Skipped, |record| record.outcome.clone())
 }
 
 fn device_twins(device: &str, reads: Option<&DeviceReads>) -> DeviceTwins {
     let twin = |module: &str| reads.and_then(|r| r.twins.get(module));
-    let edge_agent = twin("$edgeAgent")
-        .and_then(|v| parse(device, "$edgeAgent", EdgeAgentTwin::from_value(v)))
+    let edge_agent = twin(EDGE_AGENT)
+        .and_then(|v| parse(device, EDGE_AGENT, EdgeAgentTwin::from_value(v)))
         .unwrap_or_default();
-    let edge_hub =
-        twin("$edgeHub").and_then(|v| parse(device, "$edgeHub", EdgeHubTwin::from_value(v)));
+    let edge_hub = twin(EDGE_HUB).and_then(|v| parse(device, EDGE_HUB, EdgeHubTwin::from_value(v)));
     let modules = reads
         .map(|r| {
             r.twins

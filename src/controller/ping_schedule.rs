@@ -11,15 +11,14 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::api::{PingFailure, PingOutcome, WatchMemory};
+use crate::api::{PingFailure, PingFailureKind, WatchMemory};
+use crate::health::{PingError, PingOutcome};
 
 /// The last ping of one device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PingRecord {
     pub at: Timestamp,
     pub outcome: PingOutcome,
-    /// Round trip, for successful pings.
-    pub latency_ms: Option<u64>,
 }
 
 /// Last ping per device of one watch.
@@ -37,8 +36,7 @@ impl PingLedger {
             .map(|f| {
                 let record = PingRecord {
                     at: f.at,
-                    outcome: f.outcome,
-                    latency_ms: None,
+                    outcome: restored(f),
                 };
                 (f.device_id.clone(), record)
             })
@@ -90,15 +88,49 @@ impl PingLedger {
         let mut failures: Vec<PingFailure> = self
             .records
             .iter()
-            .filter(|(_, r)| r.outcome != PingOutcome::Responded)
-            .map(|(d, r)| PingFailure {
-                device_id: d.clone(),
-                outcome: r.outcome,
-                at: r.at,
+            .filter_map(|(d, r)| {
+                let (outcome, error) = persisted(&r.outcome)?;
+                Some(PingFailure {
+                    device_id: d.clone(),
+                    outcome,
+                    at: r.at,
+                    error_code: error.code,
+                })
             })
             .collect();
         failures.sort_by(|a, b| a.device_id.cmp(&b.device_id));
         failures
+    }
+}
+
+/// How a ping outcome is remembered in `status.memory.pingFailures`; `None` for outcomes
+/// that are not failures.
+fn persisted(outcome: &PingOutcome) -> Option<(PingFailureKind, &PingError)> {
+    match outcome {
+        PingOutcome::NotOnline(e) => Some((PingFailureKind::NotOnline, e)),
+        PingOutcome::Timeout(e) => Some((PingFailureKind::Timeout, e)),
+        PingOutcome::DeviceNotFound(e) | PingOutcome::Failed(e) => {
+            Some((PingFailureKind::Failed, e))
+        }
+        PingOutcome::Responded { .. } | PingOutcome::Skipped => None,
+    }
+}
+
+/// The outcome a remembered failure stands for. Only the code survives a restart; the
+/// well-known ones get their names back.
+fn restored(failure: &PingFailure) -> PingOutcome {
+    let name = match failure.error_code {
+        Some(404_103) => Some("DeviceNotOnline"),
+        Some(504_101) => Some("GatewayTimeout"),
+        Some(404_001) => Some("DeviceNotFound"),
+        _ => None,
+    };
+    let error = PingError::new(failure.error_code, name, "");
+    match (failure.outcome, failure.error_code) {
+        (PingFailureKind::NotOnline, _) => PingOutcome::NotOnline(error),
+        (PingFailureKind::Timeout, _) => PingOutcome::Timeout(error),
+        (PingFailureKind::Failed, Some(404_001)) => PingOutcome::DeviceNotFound(error),
+        (PingFailureKind::Failed, _) => PingOutcome::Failed(error),
     }
 }
 
@@ -135,8 +167,7 @@ mod tests {
         let mut ledger = PingLedger::default();
         let ok = |t| PingRecord {
             at: at(t),
-            outcome: PingOutcome::Responded,
-            latency_ms: Some(30),
+            outcome: PingOutcome::Responded { latency_ms: 30 },
         };
         ledger.record("a", ok("2026-01-01T00:00:00Z"));
         ledger.record("b", ok("2026-01-01T00:03:00Z"));
@@ -163,16 +194,18 @@ mod tests {
             "b",
             PingRecord {
                 at: at("2026-01-01T00:00:00Z"),
-                outcome: PingOutcome::NotOnline,
-                latency_ms: None,
+                outcome: PingOutcome::NotOnline(PingError::new(
+                    Some(404_103),
+                    Some("DeviceNotOnline"),
+                    "the device is not online",
+                )),
             },
         );
         ledger.record(
             "a",
             PingRecord {
                 at: at("2026-01-01T00:01:00Z"),
-                outcome: PingOutcome::Responded,
-                latency_ms: Some(12),
+                outcome: PingOutcome::Responded { latency_ms: 12 },
             },
         );
         let memory = WatchMemory {
@@ -184,8 +217,12 @@ mod tests {
 
         let restarted = PingLedger::from_memory(&memory);
         assert_eq!(
-            restarted.get("b").map(|r| r.outcome),
-            Some(PingOutcome::NotOnline)
+            restarted.get("b").map(|r| r.outcome.clone()),
+            Some(PingOutcome::NotOnline(PingError::new(
+                Some(404_103),
+                Some("DeviceNotOnline"),
+                ""
+            )))
         );
         // The reachable device is pinged again before it is trusted.
         assert_eq!(
@@ -195,14 +232,72 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_device_survives_a_restart_as_failed_with_its_code() {
+        let mut ledger = PingLedger::default();
+        let unknown = PingOutcome::DeviceNotFound(PingError::new(
+            Some(404_001),
+            Some("DeviceNotFound"),
+            "no such device",
+        ));
+        ledger.record(
+            "typo-gw",
+            PingRecord {
+                at: at("2026-01-01T00:00:00Z"),
+                outcome: unknown,
+            },
+        );
+        let persisted = ledger.failures();
+        assert_eq!(persisted[0].outcome, PingFailureKind::Failed);
+        assert_eq!(persisted[0].error_code, Some(404_001));
+        let json = serde_json::to_value(&persisted[0]).unwrap();
+        assert_eq!(json["outcome"], "Failed");
+        assert_eq!(json["errorCode"], 404_001);
+        let memory = WatchMemory {
+            ping_failures: persisted,
+            ..WatchMemory::default()
+        };
+        let restored = PingLedger::from_memory(&memory);
+        assert!(matches!(
+            restored.get("typo-gw").map(|r| &r.outcome),
+            Some(PingOutcome::DeviceNotFound(e)) if e.code == Some(404_001)
+        ));
+    }
+
+    #[test]
+    fn statuses_written_before_error_codes_still_read() {
+        let memory: WatchMemory = serde_json::from_value(serde_json::json!({
+            "lastPingAt": "2026-01-01T00:00:00Z",
+            "pingFailures": [
+                {"deviceId": "a", "outcome": "NotOnline", "at": "2026-01-01T00:00:00Z"},
+                {"deviceId": "b", "outcome": "Timeout", "at": "2026-01-01T00:00:00Z"},
+                {"deviceId": "c", "outcome": "Failed", "at": "2026-01-01T00:00:00Z"}
+            ]
+        }))
+        .unwrap();
+        let ledger = PingLedger::from_memory(&memory);
+        assert!(matches!(
+            ledger.get("a").unwrap().outcome,
+            PingOutcome::NotOnline(_)
+        ));
+        assert!(matches!(
+            ledger.get("b").unwrap().outcome,
+            PingOutcome::Timeout(_)
+        ));
+        assert!(matches!(
+            ledger.get("c").unwrap().outcome,
+            PingOutcome::Failed(_)
+        ));
+        assert_eq!(ledger.failures(), memory.ping_failures);
+    }
+
+    #[test]
     fn devices_leaving_the_watch_are_forgotten() {
         let mut ledger = PingLedger::default();
         let record = PingRecord {
             at: at("2026-01-01T00:00:00Z"),
-            outcome: PingOutcome::Timeout,
-            latency_ms: None,
+            outcome: PingOutcome::Timeout(PingError::default()),
         };
-        ledger.record("gone", record);
+        ledger.record("gone", record.clone());
         ledger.record("a", record);
         ledger.retain_devices(&devices());
         assert!(ledger.get("gone").is_none());

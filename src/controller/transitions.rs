@@ -1,10 +1,12 @@
 //! Which Events a sweep announces: transitions only, never steady state.
 //!
 //! A device's *faults* are its False aspects, with `ModulesHealthy` split per failing
-//! module. A fault that appears (or changes reason) is a Warning; a fault that clears
-//! while its aspect is True again is a Normal recovery. A fault whose aspect turned
-//! Unknown (the device went quiet) is carried, not cleared: nobody knows it recovered.
-//! The Event reason is the condition reason; the note names the device and module.
+//! module, and a ping that failed (`Reachable` Unknown `PingFailed`: the note carries
+//! IoT Hub's error). A fault that appears (or changes reason) is a Warning; a fault that
+//! clears while its aspect is True again is a Normal recovery. A fault whose aspect
+//! turned Unknown (the device went quiet) is carried, not cleared: nobody knows it
+//! recovered. The Event reason is the condition reason; the note names the device and
+//! module.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -61,7 +63,7 @@ pub fn faults_of(report: &DeviceReport) -> Faults {
         let Some(c) = report.condition(type_) else {
             continue;
         };
-        if c.status != ConditionStatus::False {
+        if !is_fault(c.status, c.reason) {
             continue;
         }
         if type_ == ConditionType::ModulesHealthy {
@@ -82,6 +84,11 @@ pub fn faults_of(report: &DeviceReport) -> Faults {
     faults
 }
 
+/// False aspects, and a failed ping: announced as Warnings.
+fn is_fault(status: ConditionStatus, reason: Reason) -> bool {
+    status == ConditionStatus::False || reason == Reason::PingFailed
+}
+
 /// The faults a previous status recorded for a device (used after an operator restart).
 pub fn faults_of_entry(entry: &DeviceEntry) -> Faults {
     let mut faults = Faults::new();
@@ -92,7 +99,7 @@ pub fn faults_of_entry(entry: &DeviceEntry) -> Faults {
         (ConditionType::Fresh, entry.fresh),
     ];
     for (type_, state) in aspects {
-        if state.status != ConditionStatus::False {
+        if !is_fault(state.status, state.reason) {
             continue;
         }
         if type_ == ConditionType::ModulesHealthy && !entry.failing_modules.is_empty() {
@@ -355,13 +362,52 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_ping_warns_with_its_detail_and_recovers() {
+        let before = vec![healthy("a")];
+        let mut failed = healthy("a");
+        set(
+            &mut failed,
+            ConditionType::Reachable,
+            ConditionStatus::Unknown,
+            Reason::PingFailed,
+        );
+        failed
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == ConditionType::Reachable)
+            .unwrap()
+            .message = "ping could not be sent: 500001 ServerError: try again".into();
+        let events = plan_events(&history(&before), std::slice::from_ref(&failed));
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].severity, EventSeverity::Warning);
+        assert_eq!(events[0].reason, Reason::PingFailed);
+        assert!(
+            events[0].note.contains("500001 ServerError"),
+            "{}",
+            events[0].note
+        );
+        let events = plan_events(&history(&[failed]), &before);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].severity, EventSeverity::Normal);
+        assert_eq!(events[0].reason, Reason::AgentResponded);
+    }
+
+    #[test]
     fn faults_from_a_status_entry_match_faults_from_the_report() {
         use crate::controller::status_builder::{StatusLimits, device_entry};
+        let mut ping_failed = healthy("a");
+        set(
+            &mut ping_failed,
+            ConditionType::Reachable,
+            ConditionStatus::Unknown,
+            Reason::PingFailed,
+        );
         for report in [
             healthy("a"),
             module_bad("a", "m", Reason::ModuleFailed),
             unreachable("a"),
             drifted("a"),
+            ping_failed,
         ] {
             let entry = device_entry(&report, &StatusLimits::default());
             assert_eq!(

@@ -71,7 +71,7 @@ fn agent_drift(agent: &EdgeAgentTwin, policy: &Policy, now: Timestamp) -> Vec<Dr
         return vec![item];
     }
     let status = agent.last_desired_status.as_ref();
-    if let Some(item) = status.and_then(|s| status_drift(None, s, &agent.desired)) {
+    if let Some(item) = status.and_then(|s| status_drift(None, s, &agent.desired, policy, now)) {
         return vec![item];
     }
     module_drift(agent)
@@ -84,7 +84,7 @@ fn hub_drift(hub: &EdgeHubTwin, policy: &Policy, now: Timestamp) -> Vec<DriftIte
     }
     hub.last_desired_status
         .as_ref()
-        .and_then(|s| status_drift(module, s, &hub.desired))
+        .and_then(|s| status_drift(module, s, &hub.desired, policy, now))
         .into_iter()
         .collect()
 }
@@ -139,15 +139,15 @@ fn grace(
     }
 }
 
-/// `lastDesiredStatus.code`: 400/412/417 rejected, 500 failed, anything else fine.
-///
-/// The contract maps 500 to `DeploymentFailed` at once, even though a slow image pull
-/// also ends in a (transient) 500: the message says so, and the alert rules' `for:`
-/// absorbs the transient case.
+/// `lastDesiredStatus.code`: 400/412/417 rejected; 500 in progress within the grace
+/// period after the desired change (a slow image pull ends in a transient 500 "The
+/// operation was canceled"), failed after it; anything else fine.
 fn status_drift(
     module: Option<&str>,
     status: &DeploymentStatus,
     desired: &SectionMeta,
+    policy: &Policy,
+    now: Timestamp,
 ) -> Option<DriftItem> {
     let code = status.code?;
     let who = module.unwrap_or("$edgeAgent");
@@ -162,13 +162,19 @@ fn status_drift(
             Reason::DeploymentRejected,
             format!("{who} rejected the deployment (code {code}{description})"),
         ),
-        500 => (
-            Reason::DeploymentFailed,
-            format!(
-                "{who} failed to apply the deployment (code 500{description}); \
-                 an image pull that outlasts the agent's wait also ends here and may clear by itself"
-            ),
-        ),
+        500 => {
+            let head = format!(
+                "{who} failed to apply the deployment (code 500{description}); desired changed at {}",
+                twin_time(desired.last_updated)
+            );
+            match grace(desired.last_updated, policy, now, head) {
+                (Reason::DeploymentInProgress, message) => (
+                    Reason::DeploymentInProgress,
+                    format!("{message}: a slow image pull ends like this and clears by itself"),
+                ),
+                (_, message) => (Reason::DeploymentFailed, message),
+            }
+        }
         _ => return None,
     };
     Some(DriftItem {

@@ -54,9 +54,11 @@ pub(crate) fn judge(
                 "{head}, older than staleAfter {limit}, but the agent answered ping (it reports only on change)"
             ));
         }
-        PingOutcome::NotOnline | PingOutcome::Timeout => "and the agent did not answer ping",
+        PingOutcome::NotOnline(_) | PingOutcome::Timeout(_) | PingOutcome::DeviceNotFound(_) => {
+            "and the agent did not answer ping"
+        }
         PingOutcome::Skipped => "and no ping confirms the agent is connected (ping skipped)",
-        PingOutcome::Failed { .. } => "and no ping confirms the agent is connected (ping failed)",
+        PingOutcome::Failed(_) => "and no ping confirms the agent is connected (ping failed)",
     };
     condition(
         ConditionType::Fresh,

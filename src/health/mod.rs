@@ -19,7 +19,7 @@ mod text;
 use jiff::Timestamp;
 
 pub use memory::{DeviceMemory, ModuleRestarts};
-pub use ping::PingOutcome;
+pub use ping::{PingError, PingOutcome};
 pub use policy::{Policy, PropertyCheck, PropertySelection, RestartLoopPolicy};
 use report::{ClientReport, DeviceReport};
 
@@ -69,7 +69,7 @@ pub fn evaluate(
     let agent = &twins.edge_agent;
     let state = AgentState::of(agent);
     let memory = memory::observe(agent, previous, &policy.restart_loop, now);
-    let reachable = ping::reachability(ping);
+    let reachable = ping::reachability(&twins.device_id, ping);
     let (healthy, modules) = modules::judge(agent, state, &memory, policy.restart_loop.restarts);
     let (in_sync, drift) = deployment::judge(twins, state, policy, now);
     let fresh = freshness::judge(agent, state, ping, policy, now);

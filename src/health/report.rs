@@ -70,6 +70,7 @@ pub enum Reason {
     PingTimeout,
     PingSkipped,
     PingFailed,
+    DeviceNotFound,
     // ModulesHealthy
     AllModulesHealthy,
     ModuleFailed,
@@ -96,6 +97,8 @@ pub enum Reason {
     ReportedStateStale,
     // Ready
     Ready,
+    // Watch level only: a watch whose device set is empty
+    NoDevicesMatched,
     // Stalled (watch level only)
     InvalidSpec,
     SecretNotFound,
@@ -112,6 +115,7 @@ impl Reason {
             Reason::PingTimeout => "PingTimeout",
             Reason::PingSkipped => "PingSkipped",
             Reason::PingFailed => "PingFailed",
+            Reason::DeviceNotFound => "DeviceNotFound",
             Reason::AllModulesHealthy => "AllModulesHealthy",
             Reason::ModuleFailed => "ModuleFailed",
             Reason::ModuleBackoff => "ModuleBackoff",
@@ -134,6 +138,7 @@ impl Reason {
             Reason::ReportCurrent => "ReportCurrent",
             Reason::ReportedStateStale => "ReportedStateStale",
             Reason::Ready => "Ready",
+            Reason::NoDevicesMatched => "NoDevicesMatched",
             Reason::InvalidSpec => "InvalidSpec",
             Reason::SecretNotFound => "SecretNotFound",
             Reason::AuthenticationFailed => "AuthenticationFailed",

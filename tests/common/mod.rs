@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use edgewatch::health::report::{ConditionStatus, ConditionType, DeviceReport, Reason};
-use edgewatch::health::{DeviceMemory, DeviceTwins, Evaluation, PingOutcome, Policy, evaluate};
+use edgewatch::health::{
+    DeviceMemory, DeviceTwins, Evaluation, PingError, PingOutcome, Policy, evaluate,
+};
 use edgewatch::twin::{EdgeAgentTwin, EdgeHubTwin, ModuleTwin};
 use jiff::Timestamp;
 use serde_json::Value;
@@ -87,6 +89,15 @@ pub fn report(agent_doc: &Value, ping: PingOutcome) -> DeviceReport {
 
 pub fn responded() -> PingOutcome {
     PingOutcome::Responded { latency_ms: 42 }
+}
+
+/// What IoT Hub answers when the agent is not connected (404103).
+pub fn not_online() -> PingOutcome {
+    PingOutcome::NotOnline(PingError::new(
+        Some(404_103),
+        Some("DeviceNotOnline"),
+        "the device is not online",
+    ))
 }
 
 /// `(status, reason)` of a condition.
