@@ -6,7 +6,8 @@
 //! - [`health`] judges a device from those views (pure, no I/O);
 //! - [`iothub`] talks to the IoT Hub service REST API (no Kubernetes types);
 //! - [`api`] is the `EdgeDeviceWatch` custom resource;
-//! - [`controller`] glues them into the operator;
+//! - [`controller`] glues them into the operator, step by step;
+//! - [`ops`] is the operator's process telemetry (metrics, probes);
 //! - [`sim`] is an IoT Hub simulator for tests, the demo and benchmarks;
 //! - [`cli`] holds one module per subcommand of the `edgewatch` binary.
 
@@ -15,5 +16,6 @@ pub mod cli;
 pub mod controller;
 pub mod health;
 pub mod iothub;
+pub mod ops;
 pub mod sim;
 pub mod twin;

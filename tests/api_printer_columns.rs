@@ -2,7 +2,7 @@
 //! shows nothing in `kubectl get edw` is a defect.
 
 use edgewatch::api::EdgeDeviceWatch;
-use edgewatch::controller::status_builder::{StatusLimits, Sweep, build_status};
+use edgewatch::controller::status::build::{StatusLimits, Sweep, build_status};
 use edgewatch::health::{DeviceTwins, PingError, PingOutcome, Policy, evaluate};
 use edgewatch::twin::EdgeAgentTwin;
 use jiff::Timestamp;

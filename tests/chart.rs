@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use edgewatch::controller::metrics::{Metrics, WatchDeviceCounts};
-use edgewatch::controller::ops_server::{OpsServer, Readiness};
 use edgewatch::health::report::ConditionStatus;
+use edgewatch::ops::metrics::{Metrics, WatchDeviceCounts};
+use edgewatch::ops::server::{OpsServer, Readiness};
 use serde_json::Value;
 
 const CHART: &str = "charts/edgewatch";

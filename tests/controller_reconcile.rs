@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use edgewatch::api::{EdgeDeviceWatch, EdgeDeviceWatchStatus};
+use edgewatch::controller::context::Context;
 use edgewatch::controller::error::ReconcileError;
-use edgewatch::controller::reconcile::{
-    Context, SweepOutput, SweepRequest, Sweeper, reconcile, watch_key,
-};
-use edgewatch::controller::status_builder::StatusLimits;
-use edgewatch::controller::watch_state::WatchState;
+use edgewatch::controller::key::WatchKey;
+use edgewatch::controller::reconcile::reconcile;
+use edgewatch::controller::state::WatchState;
+use edgewatch::controller::status::build::StatusLimits;
+use edgewatch::controller::sweep::{SweepOutput, SweepRequest, Sweeper};
 use edgewatch::health::report::{
     ConditionStatus, ConditionType, DeviceCondition, DeviceReport, ModuleReport, Reason,
 };
@@ -456,7 +457,7 @@ async fn a_missing_secret_stalls_until_it_is_created() {
             .contains("iot/plant-a-iothub")
     );
     assert_eq!(h.sweeper.sweeps.load(Ordering::SeqCst), 0);
-    assert_eq!(h.ctx.backoff.failures(&watch_key(&h.watch())), 1);
+    assert_eq!(h.ctx.backoff.failures(&WatchKey::of(&h.watch(), "")), 1);
 
     h.standin.apply_object(&hub_secret());
     h.reconcile().await;
@@ -468,7 +469,7 @@ async fn a_missing_secret_stalls_until_it_is_created() {
     );
     assert_eq!(find(&recovered, "Ready").status, "True");
     assert_eq!(
-        h.ctx.backoff.failures(&watch_key(&h.watch())),
+        h.ctx.backoff.failures(&WatchKey::of(&h.watch(), "")),
         0,
         "success resets the backoff"
     );
@@ -505,10 +506,10 @@ async fn unauthorized_stalls_as_authentication_failed_without_secrets() {
     let text = serde_json::to_string(&status).unwrap();
     assert!(!text.contains("c2VjcmV0"), "the key leaked into the status");
     assert_eq!(status.devices.len(), 2, "the last known devices stay");
-    assert_eq!(h.ctx.backoff.failures(&watch_key(&h.watch())), 1);
+    assert_eq!(h.ctx.backoff.failures(&WatchKey::of(&h.watch(), "")), 1);
     h.reconcile().await;
     assert_eq!(
-        h.ctx.backoff.failures(&watch_key(&h.watch())),
+        h.ctx.backoff.failures(&WatchKey::of(&h.watch(), "")),
         2,
         "failures count up"
     );

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edgewatch::api::EdgeDeviceWatch;
+use edgewatch::controller::context::Context;
 use edgewatch::controller::error::ReconcileError;
 use edgewatch::controller::leader::{Leadership, LeaseSettings};
-use edgewatch::controller::reconcile::{Context, SweepOutput, SweepRequest, Sweeper};
 use edgewatch::controller::runtime::{ControllerOptions, run_controller};
-use edgewatch::controller::watch_state::WatchState;
+use edgewatch::controller::state::WatchState;
+use edgewatch::controller::sweep::{SweepOutput, SweepRequest, Sweeper};
 use edgewatch::health::report::{
     ConditionStatus, ConditionType, DeviceCondition, DeviceReport, Reason,
 };

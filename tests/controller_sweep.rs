@@ -4,14 +4,15 @@
 use std::time::Duration;
 
 use edgewatch::api::EdgeDeviceWatchSpec;
-use edgewatch::controller::credentials::HubCredentials;
 use edgewatch::controller::error::ReconcileError;
-use edgewatch::controller::hub_clients::HubClientTemplate;
-use edgewatch::controller::hub_sweeper::HubSweeper;
-use edgewatch::controller::read_plan::QuotaBudget;
-use edgewatch::controller::reconcile::{SweepOutput, SweepRequest, Sweeper};
-use edgewatch::controller::settings::WatchSettings;
-use edgewatch::controller::watch_state::WatchState;
+use edgewatch::controller::key::WatchKey;
+use edgewatch::controller::prepare::credentials::HubCredentials;
+use edgewatch::controller::prepare::settings::WatchSettings;
+use edgewatch::controller::state::WatchState;
+use edgewatch::controller::sweep::hub_clients::HubClientTemplate;
+use edgewatch::controller::sweep::hub_sweeper::HubSweeper;
+use edgewatch::controller::sweep::read_plan::QuotaBudget;
+use edgewatch::controller::sweep::{SweepOutput, SweepRequest, Sweeper};
 use edgewatch::health::report::{ConditionStatus, ConditionType, DeviceReport, Reason};
 use edgewatch::iothub::Secret;
 use edgewatch::sim::{self, Action, ClockMode, Scenario, SimConfig, SimHandle};
@@ -74,9 +75,12 @@ async fn sweep(
     state: &mut WatchState,
 ) -> Result<SweepOutput, ReconcileError> {
     let settings = WatchSettings::from_spec(spec).unwrap();
+    let key = WatchKey {
+        namespace: "iot".into(),
+        name: "plant-a".into(),
+    };
     let request = SweepRequest {
-        namespace: "iot",
-        name: "plant-a",
+        key: &key,
         spec,
         settings: &settings,
         credentials,
@@ -398,7 +402,7 @@ async fn a_failed_deployment_is_in_progress_within_grace_and_failed_after() {
 
 #[tokio::test]
 async fn a_selector_matching_no_device_is_no_devices_matched() {
-    use edgewatch::controller::status_builder::{StatusLimits, Sweep, build_status};
+    use edgewatch::controller::status::build::{StatusLimits, Sweep, build_status};
     let sim = simulator().await;
     let sweeper = sweeper(&sim, QuotaBudget::default());
     let spec = spec("selector: {query: \"tags.site = 'plant-z'\"}\n");

@@ -15,8 +15,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jiff::Timestamp;
 
 use crate::api::EdgeDeviceWatch;
-use crate::controller::credentials::HubCredentials;
-use crate::controller::hub_clients::HubClientTemplate;
+use crate::controller::prepare::credentials::HubCredentials;
+use crate::controller::sweep::hub_clients::HubClientTemplate;
 use crate::iothub::{Operation, RequestObserver, Secret};
 
 use super::evaluate::OutputFormat;

@@ -11,8 +11,8 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{EdgeDeviceWatch, EdgeDeviceWatchSpec};
-use crate::controller::credentials::HubCredentials;
-use crate::controller::hub_clients::HubClientTemplate;
+use crate::controller::prepare::credentials::HubCredentials;
+use crate::controller::sweep::hub_clients::HubClientTemplate;
 use crate::iothub::Secret;
 use crate::sim::{self, ClockMode, Scenario, SimConfig, SimHandle, TlsMode};
 
@@ -294,7 +294,7 @@ mod tests {
             let devices = site_devices(&ids, site);
             assert_eq!(devices.len(), 6, "{site}");
             let watch = site_watch(site, &devices, Timestamp::UNIX_EPOCH).unwrap();
-            crate::controller::settings::WatchSettings::from_spec(&watch.spec).unwrap();
+            crate::controller::prepare::settings::WatchSettings::from_spec(&watch.spec).unwrap();
             watch.validate_cel().unwrap();
         }
     }

@@ -7,19 +7,19 @@
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::ResourceExt;
 
 use crate::api::{EdgeDeviceWatch, EdgeDeviceWatchStatus};
-use crate::controller::credentials::HubCredentials;
 use crate::controller::error::ReconcileError;
-use crate::controller::hub_clients::HubClientTemplate;
-use crate::controller::hub_sweeper::HubSweeper;
-use crate::controller::outcome::status_after_failure;
-use crate::controller::read_plan::QuotaBudget;
-use crate::controller::reconcile::{SweepRequest, Sweeper};
-use crate::controller::settings::WatchSettings;
-use crate::controller::status_builder::{StatusLimits, Sweep, build_status};
-use crate::controller::watch_state::WatchState;
+use crate::controller::key::WatchKey;
+use crate::controller::prepare::credentials::HubCredentials;
+use crate::controller::prepare::settings::WatchSettings;
+use crate::controller::state::WatchState;
+use crate::controller::status::build::{StatusLimits, Sweep, build_status};
+use crate::controller::status::outcome::status_after_failure;
+use crate::controller::sweep::hub_clients::HubClientTemplate;
+use crate::controller::sweep::hub_sweeper::HubSweeper;
+use crate::controller::sweep::read_plan::QuotaBudget;
+use crate::controller::sweep::{SweepRequest, Sweeper};
 use crate::health::report::DeviceReport;
 
 /// The namespace a watch file without one is reconciled in (as `kubectl apply` would).
@@ -76,15 +76,10 @@ impl LocalWatch {
     /// On failure the status shows what the operator would show (`Stalled`, throttled)
     /// and the error is returned as well.
     pub async fn reconcile(&mut self, now: Timestamp) -> Result<(), ReconcileError> {
-        let namespace = self
-            .watch
-            .namespace()
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
-        let name = self.watch.name_any();
+        let key = WatchKey::of(&self.watch, DEFAULT_NAMESPACE);
         let generation = self.watch.metadata.generation;
         let request = SweepRequest {
-            namespace: &namespace,
-            name: &name,
+            key: &key,
             spec: &self.watch.spec,
             settings: &self.settings,
             credentials: &self.credentials,

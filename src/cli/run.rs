@@ -12,15 +12,15 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::api::parse_duration;
-use crate::controller::hub_clients::HubClientTemplate;
-use crate::controller::hub_sweeper::HubSweeper;
+use crate::controller::context::Context;
 use crate::controller::leader::{Leadership, LeaseSettings};
-use crate::controller::metrics::Metrics;
-use crate::controller::ops_server::{OpsArgs, Readiness};
-use crate::controller::read_plan::QuotaBudget;
-use crate::controller::reconcile::Context;
 use crate::controller::runtime::{ControllerOptions, run_controller};
-use crate::controller::status_builder::StatusLimits;
+use crate::controller::status::build::StatusLimits;
+use crate::controller::sweep::hub_clients::HubClientTemplate;
+use crate::controller::sweep::hub_sweeper::HubSweeper;
+use crate::controller::sweep::read_plan::QuotaBudget;
+use crate::ops::metrics::Metrics;
+use crate::ops::server::{OpsArgs, Readiness};
 
 /// The controller name in Events and the default Lease name.
 pub const CONTROLLER_NAME: &str = "edgewatch";

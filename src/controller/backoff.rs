@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::key::WatchKey;
+
 /// Delays that double per consecutive failure, from `initial` up to `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackoffPolicy {
@@ -44,20 +46,20 @@ impl BackoffPolicy {
 /// Consecutive failure counts per watch key.
 #[derive(Debug, Default)]
 pub struct BackoffBook {
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<WatchKey, u32>>,
 }
 
 impl BackoffBook {
     /// Counts a failure of `key` and returns how many in a row it has now.
-    pub fn record_failure(&self, key: &str) -> u32 {
+    pub fn record_failure(&self, key: &WatchKey) -> u32 {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let count = map.entry(key.to_owned()).or_insert(0);
+        let count = map.entry(key.clone()).or_insert(0);
         *count = count.saturating_add(1);
         *count
     }
 
     /// Forgets the failures of `key` after a successful reconcile.
-    pub fn reset(&self, key: &str) {
+    pub fn reset(&self, key: &WatchKey) {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -65,7 +67,7 @@ impl BackoffBook {
     }
 
     /// Consecutive failures of `key` so far.
-    pub fn failures(&self, key: &str) -> u32 {
+    pub fn failures(&self, key: &WatchKey) -> u32 {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -101,13 +103,17 @@ mod tests {
 
     #[test]
     fn failures_count_per_watch_and_reset_on_success() {
+        let key = |name: &str| WatchKey {
+            namespace: "iot".into(),
+            name: name.into(),
+        };
         let book = BackoffBook::default();
-        assert_eq!(book.record_failure("iot/a"), 1);
-        assert_eq!(book.record_failure("iot/a"), 2);
-        assert_eq!(book.record_failure("iot/b"), 1);
-        book.reset("iot/a");
-        assert_eq!(book.failures("iot/a"), 0);
-        assert_eq!(book.failures("iot/b"), 1);
-        assert_eq!(book.record_failure("iot/a"), 1);
+        assert_eq!(book.record_failure(&key("a")), 1);
+        assert_eq!(book.record_failure(&key("a")), 2);
+        assert_eq!(book.record_failure(&key("b")), 1);
+        book.reset(&key("a"));
+        assert_eq!(book.failures(&key("a")), 0);
+        assert_eq!(book.failures(&key("b")), 1);
+        assert_eq!(book.record_failure(&key("a")), 1);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::health::report::Reason;
 
-use super::settings::InvalidSpec;
+use crate::controller::prepare::settings::InvalidSpec;
 
 /// A failed reconcile.
 #[derive(Debug, thiserror::Error)]

@@ -1,34 +1,33 @@
 //! The operator: glue between the `EdgeDeviceWatch` API, the IoT Hub client and the
-//! evaluator. Pure decision logic lives in small modules tested without any server; the
-//! runtime modules do the I/O. `metrics` and `ops_server` are the operations endpoint
-//! (Prometheus metrics and the probes).
+//! evaluator. A reconcile runs these steps, in this order:
+//!
+//! 1. [`prepare`]: the spec parsed into settings, the hub's credential read (Secret or
+//!    workload identity), and whether the watch is suspended or not due yet;
+//! 2. [`sweep`]: the device set resolved, twins read, `$edgeAgent` pinged, each device
+//!    judged by the evaluator;
+//! 3. [`decide`]: pure: the previous status and the sweep's outcome (or failure) become
+//!    the new status ([`status`] builds it), the Events to announce and the requeue;
+//!    [`state`] keeps what a watch remembers between reconciles;
+//! 4. [`publish`]: the status written (server-side apply, only when it changed), Events
+//!    sent, metrics exported.
+//!
+//! [`reconcile`] is kube-runtime's entry point and [`runtime`] runs the `Controller`;
+//! [`context`] holds what reconciles share, [`leader`] the Lease, [`backoff`] the
+//! per-watch retry delays.
 
 pub mod backoff;
-pub mod conditions;
-pub mod credentials;
-pub mod device_set;
+pub mod context;
+pub mod decide;
 pub mod error;
-pub mod event_publisher;
-pub mod hub_clients;
-pub mod hub_errors;
-pub mod hub_reader;
-pub mod hub_sweeper;
+pub mod key;
 pub mod leader;
-pub mod metrics;
-pub mod ops_server;
-pub mod outcome;
-pub mod ping_schedule;
-pub mod read_plan;
+pub mod prepare;
+pub mod publish;
 pub mod reconcile;
-pub mod restart_memory;
 pub mod runtime;
-pub mod secret_source;
-pub mod settings;
-pub mod status_builder;
-pub mod status_metrics;
-pub mod status_writer;
-pub mod transitions;
-pub mod watch_state;
+pub mod state;
+pub mod status;
+pub mod sweep;
 
 #[cfg(test)]
 pub(crate) mod test_reports;

@@ -1,167 +1,35 @@
-//! One reconcile of one `EdgeDeviceWatch`: sweep its devices (through a [`Sweeper`]),
-//! publish the status if it changed, announce transitions, requeue after the interval.
+//! One reconcile of one `EdgeDeviceWatch` in the running operator: kube-runtime's entry
+//! point. It sweeps the watch's devices (through a [`Sweeper`]), publishes the status if
+//! it changed, announces transitions and requeues after the interval.
 //!
 //! Failures that concern the watch (bad spec, Secret, credentials, hub, throttling) are
 //! handled here: they become status and a backed-off requeue. Only Kubernetes API errors
 //! reach kube-runtime's `error_policy`.
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 
-use crate::api::{EdgeDeviceWatch, EdgeDeviceWatchSpec, EdgeDeviceWatchStatus};
-use crate::health::report::DeviceReport;
+use crate::api::{EdgeDeviceWatch, EdgeDeviceWatchStatus};
 
-use super::backoff::{BackoffBook, BackoffPolicy};
-use super::conditions::append_to_ready;
-use super::credentials::{HubCredentials, resolve_credentials};
-use super::error::ReconcileError;
-use super::event_publisher::publish_all;
-use super::metrics::Metrics;
-use super::outcome::{status_after_failure, status_when_suspended};
-use super::ping_schedule::age;
-use super::settings::{InvalidSpec, WatchSettings};
-use super::status_builder::{StatusLimits, Sweep, build_status};
-use super::status_metrics::{export_devices, export_status};
-use super::status_writer::write_if_changed;
-use super::transitions::plan_events;
-use super::watch_state::WatchState;
-
-/// What a sweep needs to know about the watch.
-#[derive(Debug, Clone)]
-pub struct SweepRequest<'a> {
-    pub namespace: &'a str,
-    pub name: &'a str,
-    pub spec: &'a EdgeDeviceWatchSpec,
-    pub settings: &'a WatchSettings,
-    pub credentials: &'a HubCredentials,
-    pub now: Timestamp,
-}
-
-/// What a sweep found.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SweepOutput {
-    /// The hub's host name.
-    pub hub: String,
-    /// One verdict per watched device.
-    pub reports: Vec<DeviceReport>,
-    /// The hub quota time one sweep needs (estimated): when it exceeds the interval the
-    /// status says so instead of silently running late.
-    pub quota_time: Duration,
-}
-
-/// Reads the devices of a watch and judges them. The production sweeper talks to IoT Hub
-/// and runs the evaluator; tests script it.
-pub trait Sweeper: Send + Sync + 'static {
-    /// Sweeps once, updating the watch's pings and restart history in `state`.
-    fn sweep(
-        &self,
-        request: SweepRequest<'_>,
-        state: &mut WatchState,
-    ) -> impl Future<Output = Result<SweepOutput, ReconcileError>> + Send;
-
-    /// Drops whatever the sweeper keeps for watches that no longer exist (`live` holds
-    /// the `namespace/name` keys of those that do).
-    fn retain_watches(&self, live: &std::collections::HashSet<String>) {
-        let _ = live;
-    }
-}
-
-/// Everything reconciles share.
-pub struct Context<S> {
-    pub client: Client,
-    pub recorder: Recorder,
-    pub sweeper: S,
-    /// Whether this replica may write; followers only requeue.
-    pub is_leader: Box<dyn Fn() -> bool + Send + Sync>,
-    pub backoff: BackoffBook,
-    pub backoff_policy: BackoffPolicy,
-    pub limits: StatusLimits,
-    /// How soon a follower looks again whether it leads.
-    pub follower_requeue: Duration,
-    /// The time reconciles judge by (tests drive it).
-    pub clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
-    /// Where conditions, device gauges and reconcile outcomes are exported.
-    pub metrics: Metrics,
-    states: Mutex<HashMap<String, WatchState>>,
-}
-
-impl<S: Sweeper> Context<S> {
-    /// A context with default limits and backoff, leading unless `is_leader` says not.
-    pub fn new(
-        client: Client,
-        recorder: Recorder,
-        sweeper: S,
-        is_leader: Box<dyn Fn() -> bool + Send + Sync>,
-    ) -> Self {
-        Self {
-            client,
-            recorder,
-            sweeper,
-            is_leader,
-            backoff: BackoffBook::default(),
-            backoff_policy: BackoffPolicy::default(),
-            limits: StatusLimits::default(),
-            follower_requeue: Duration::from_secs(5),
-            clock: Arc::new(Timestamp::now),
-            metrics: Metrics::default(),
-            states: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn take_state(&self, key: &str, status: Option<&EdgeDeviceWatchStatus>) -> WatchState {
-        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        states
-            .remove(key)
-            .unwrap_or_else(|| WatchState::seed(status))
-    }
-
-    fn put_state(&self, key: String, state: WatchState) {
-        self.states
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, state);
-    }
-
-    /// Forgets the state of watches that no longer exist (`live`: keys of existing ones).
-    pub fn retain_watches(&self, live: &std::collections::HashSet<String>) {
-        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        let gone: Vec<String> = states
-            .keys()
-            .filter(|k| !live.contains(*k))
-            .cloned()
-            .collect();
-        for key in gone {
-            states.remove(&key);
-            self.backoff.reset(&key);
-            if let Some((namespace, name)) = key.split_once('/') {
-                self.metrics.forget_watch(namespace, name);
-            }
-        }
-        drop(states);
-        self.sweeper.retain_watches(live);
-    }
-
-    /// Watches with in-memory state.
-    pub fn tracked_watches(&self) -> usize {
-        self.states.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-}
-
-/// `namespace/name`, the key of per-watch state.
-pub fn watch_key(watch: &EdgeDeviceWatch) -> String {
-    format!(
-        "{}/{}",
-        watch.namespace().unwrap_or_default(),
-        watch.name_any()
-    )
-}
+use crate::controller::context::Context;
+use crate::controller::decide::events::plan_events;
+use crate::controller::error::ReconcileError;
+use crate::controller::key::WatchKey;
+use crate::controller::prepare::credentials::resolve_credentials;
+use crate::controller::prepare::settings::{InvalidSpec, WatchSettings};
+use crate::controller::publish::events::publish_all;
+use crate::controller::publish::metrics::{export_devices, export_status};
+use crate::controller::publish::status::write_if_changed;
+use crate::controller::state::WatchState;
+use crate::controller::state::pings::age;
+use crate::controller::status::build::{Sweep, build_status};
+use crate::controller::status::conditions::append_to_ready;
+use crate::controller::status::outcome::{status_after_failure, status_when_suspended};
+use crate::controller::sweep::{SweepOutput, SweepRequest, Sweeper};
 
 enum Attempt {
     Swept(SweepOutput, Duration),
@@ -179,7 +47,7 @@ pub async fn reconcile<S: Sweeper>(
     if !(ctx.is_leader)() {
         return Ok(Action::requeue(ctx.follower_requeue));
     }
-    let key = watch_key(&watch);
+    let key = WatchKey::of(&watch, "");
     let now = (ctx.clock)();
     let mut state = ctx.take_state(&key, watch.status.as_ref());
     let started = Instant::now();
@@ -201,7 +69,7 @@ async fn reconcile_with_state<S: Sweeper>(
     watch: &EdgeDeviceWatch,
     ctx: &Context<S>,
     state: &mut WatchState,
-    key: &str,
+    key: &WatchKey,
     now: Timestamp,
 ) -> Result<Action, ReconcileError> {
     let started = Instant::now();
@@ -209,7 +77,7 @@ async fn reconcile_with_state<S: Sweeper>(
     let api: Api<EdgeDeviceWatch> = Api::namespaced(ctx.client.clone(), &namespace);
     let previous = watch.status.as_ref();
     let generation = watch.meta().generation;
-    match attempt(watch, ctx, state, &namespace, now).await {
+    match attempt(watch, ctx, state, key, now).await {
         Ok(Attempt::Swept(output, interval)) => {
             let sweep = Sweep {
                 generation,
@@ -247,7 +115,7 @@ async fn reconcile_with_state<S: Sweeper>(
         Err(error) => {
             state.last_success = None;
             let failures = ctx.backoff.record_failure(key);
-            tracing::warn!(watch = key, %error, failures, "reconcile failed");
+            tracing::warn!(watch = %key, %error, failures, "reconcile failed");
             if let Some(mut status) = status_after_failure(previous, &error, generation, now) {
                 if status.hub.is_none() {
                     status.hub.clone_from(&watch.spec.hub.host_name);
@@ -264,7 +132,7 @@ async fn attempt<S: Sweeper>(
     watch: &EdgeDeviceWatch,
     ctx: &Context<S>,
     state: &mut WatchState,
-    namespace: &str,
+    key: &WatchKey,
     now: Timestamp,
 ) -> Result<Attempt, ReconcileError> {
     if watch.namespace().is_none() {
@@ -277,10 +145,9 @@ async fn attempt<S: Sweeper>(
     if let Some(remaining) = not_due_for(state, &settings, watch.meta().generation, now) {
         return Ok(Attempt::NotDue(remaining));
     }
-    let credentials = resolve_credentials(&ctx.client, namespace, &watch.spec.hub).await?;
+    let credentials = resolve_credentials(&ctx.client, &key.namespace, &watch.spec.hub).await?;
     let request = SweepRequest {
-        namespace,
-        name: &watch.name_any(),
+        key,
         spec: &watch.spec,
         settings: &settings,
         credentials: &credentials,
@@ -352,14 +219,14 @@ fn retry_delay<S>(ctx: &Context<S>, failures: u32, error: &ReconcileError) -> Du
 async fn announce<S>(
     ctx: &Context<S>,
     watch: &EdgeDeviceWatch,
-    events: &[super::transitions::PlannedEvent],
+    events: &[crate::controller::decide::events::PlannedEvent],
 ) {
     if events.is_empty() {
         return;
     }
     let reference = watch.object_ref(&());
     if let Err(error) = publish_all(&ctx.recorder, &reference, events).await {
-        tracing::warn!(watch = %watch_key(watch), %error, "publishing Events failed; the status still shows every transition");
+        tracing::warn!(watch = %WatchKey::of(watch, ""), %error, "publishing Events failed; the status still shows every transition");
     }
 }
 
@@ -369,8 +236,8 @@ pub fn error_policy<S: Sweeper>(
     error: &ReconcileError,
     ctx: Arc<Context<S>>,
 ) -> Action {
-    let key = watch_key(&watch);
+    let key = WatchKey::of(&watch, "");
     let failures = ctx.backoff.record_failure(&key);
-    tracing::warn!(watch = key, %error, failures, "reconcile failed");
+    tracing::warn!(watch = %key, %error, failures, "reconcile failed");
     Action::requeue(retry_delay(&ctx, failures, error))
 }

@@ -15,7 +15,10 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::api::EdgeDeviceWatch;
 
-use super::reconcile::{Context, Sweeper, error_policy, reconcile, watch_key};
+use super::context::Context;
+use super::key::WatchKey;
+use super::reconcile::{error_policy, reconcile};
+use super::sweep::Sweeper;
 
 /// Where and how the controller runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +94,7 @@ pub async fn run_controller<S: Sweeper>(
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(move |result| {
-            let live_keys = live.state().iter().map(|w| watch_key(w)).collect();
+            let live_keys = live.state().iter().map(|w| WatchKey::of(w, "")).collect();
             forget_ctx.retain_watches(&live_keys);
             async move {
                 match result {

@@ -6,8 +6,10 @@ use jiff::Timestamp;
 use crate::api::EdgeDeviceWatchStatus;
 use crate::health::report::{ConditionStatus, ConditionType, Reason};
 
-use super::conditions::{WatchCondition, annotate_ready, stalled, with_bookkeeping};
-use super::error::ReconcileError;
+use crate::controller::error::ReconcileError;
+use crate::controller::status::conditions::{
+    WatchCondition, annotate_ready, stalled, with_bookkeeping,
+};
 
 /// The note on `Ready` while IoT Hub throttles the watch.
 pub const THROTTLED_NOTE: &str = "Throttled: IoT Hub is throttling requests; backing off";
@@ -51,7 +53,7 @@ pub fn status_when_suspended(
     let mut status = previous.cloned().unwrap_or_default();
     status
         .conditions
-        .retain(|c| c.type_ != super::conditions::STALLED);
+        .retain(|c| c.type_ != crate::controller::status::conditions::STALLED);
     let has_ready = status
         .conditions
         .iter()
@@ -75,8 +77,8 @@ pub fn status_when_suspended(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::settings::InvalidSpec;
-    use crate::controller::status_builder::{StatusLimits, Sweep, build_status};
+    use crate::controller::prepare::settings::InvalidSpec;
+    use crate::controller::status::build::{StatusLimits, Sweep, build_status};
     use crate::controller::test_reports::healthy;
 
     fn at(s: &str) -> Timestamp {

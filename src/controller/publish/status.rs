@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::api::{EdgeDeviceWatch, EdgeDeviceWatchStatus};
 
-use super::status_builder::differs_meaningfully;
+use crate::controller::status::build::differs_meaningfully;
 
 /// The field manager that owns `.status` on every `EdgeDeviceWatch`.
 pub const FIELD_MANAGER: &str = "edgewatch";

@@ -6,7 +6,7 @@
 use crate::api::EdgeDeviceWatchStatus;
 use crate::health::report::{ConditionStatus, ConditionType, DeviceReport, Reason};
 
-use super::metrics::{Metrics, WatchDeviceCounts};
+use crate::ops::metrics::{Metrics, WatchDeviceCounts};
 
 /// Publishes the watch-level conditions and device counts of `status`.
 pub fn export_status(

@@ -3,15 +3,17 @@
 //! It is rebuilt from the status after an operator restart (`seed`), and the parts a
 //! restart must not lose are written back into `status.memory` (`memory`).
 
+pub mod pings;
+pub mod restarts;
+
 use std::collections::HashMap;
 
 use crate::api::{EdgeDeviceWatchStatus, WatchMemory};
 use crate::health::report::DeviceReport;
 
-use super::ping_schedule::PingLedger;
-use super::restart_memory;
-use super::transitions::{Faults, carried_faults, faults_of_entry};
+use crate::controller::decide::events::{Faults, carried_faults, faults_of_entry};
 use crate::health::DeviceMemory;
+use pings::PingLedger;
 
 /// In-memory state of one watch.
 #[derive(Debug, Clone, Default)]
@@ -37,7 +39,7 @@ impl WatchState {
         };
         Self {
             pings: PingLedger::from_memory(&status.memory),
-            restarts: restart_memory::from_status(&status.memory.restarts),
+            restarts: restarts::from_status(&status.memory.restarts),
             faults: status
                 .devices
                 .iter()
@@ -80,7 +82,7 @@ impl WatchState {
         WatchMemory {
             last_ping_at: self.pings.last_ping_at(),
             ping_failures: self.pings.failures(),
-            restarts: restart_memory::to_status(&self.restarts),
+            restarts: restarts::to_status(&self.restarts),
         }
     }
 }
@@ -88,9 +90,9 @@ impl WatchState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::status_builder::{StatusLimits, Sweep, build_status};
+    use crate::controller::decide::events::plan_events;
+    use crate::controller::status::build::{StatusLimits, Sweep, build_status};
     use crate::controller::test_reports::{healthy, module_bad};
-    use crate::controller::transitions::plan_events;
     use crate::health::report::Reason;
 
     #[test]

@@ -12,11 +12,13 @@ use crate::health::PingError;
 use crate::iothub::{ErrorKind, IotHubClient, IotHubError};
 use crate::twin;
 
-use super::device_set::{DeviceSet, resolve, selector_query};
-use super::error::ReconcileError;
-use super::hub_errors::{ping_error, ping_outcome, selector_failure, stops_the_sweep};
-use super::ping_schedule::PingRecord;
-use super::read_plan::{QuotaBudget, TwinKey, plan_reads};
+use crate::controller::error::ReconcileError;
+use crate::controller::state::pings::PingRecord;
+use crate::controller::sweep::devices::{DeviceSet, resolve, selector_query};
+use crate::controller::sweep::hub_errors::{
+    ping_error, ping_outcome, selector_failure, stops_the_sweep,
+};
+use crate::controller::sweep::read_plan::{QuotaBudget, TwinKey, plan_reads};
 
 /// The module twins read for every device, before the watch's custom modules.
 pub const SYSTEM_MODULES: [&str; 2] = [twin::EDGE_AGENT, twin::EDGE_HUB];

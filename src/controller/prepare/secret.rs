@@ -7,7 +7,7 @@ use kube::{Api, Client};
 use crate::api::SecretKeyRef;
 use crate::iothub::Secret as SecretText;
 
-use super::error::ReconcileError;
+use crate::controller::error::ReconcileError;
 
 /// Reads `reference` from the Secrets of `namespace`.
 pub async fn read_secret_key(

@@ -11,8 +11,9 @@ use crate::iothub::{
     WorkloadIdentityConfig,
 };
 
-use super::credentials::HubCredentials;
-use super::error::ReconcileError;
+use crate::controller::error::ReconcileError;
+use crate::controller::key::WatchKey;
+use crate::controller::prepare::credentials::HubCredentials;
 
 /// Settings every hub client shares.
 #[derive(Clone, Default)]
@@ -41,7 +42,7 @@ impl HubClientTemplate {
 #[derive(Default)]
 pub struct HubClients {
     template: HubClientTemplate,
-    clients: Mutex<HashMap<String, ([u8; 32], IotHubClient)>>,
+    clients: Mutex<HashMap<WatchKey, ([u8; 32], IotHubClient)>>,
 }
 
 impl HubClients {
@@ -55,7 +56,7 @@ impl HubClients {
     /// The client for `watch_key`, building a new one when the credential changed.
     pub fn client_for(
         &self,
-        watch_key: &str,
+        watch_key: &WatchKey,
         credentials: &HubCredentials,
     ) -> Result<IotHubClient, ReconcileError> {
         let fingerprint = fingerprint(credentials);
@@ -66,12 +67,12 @@ impl HubClients {
             return Ok(client.clone());
         }
         let client = self.build(credentials)?;
-        clients.insert(watch_key.to_owned(), (fingerprint, client.clone()));
+        clients.insert(watch_key.clone(), (fingerprint, client.clone()));
         Ok(client)
     }
 
     /// Drops clients of watches that no longer exist.
-    pub fn retain(&self, live: &std::collections::HashSet<String>) {
+    pub fn retain(&self, live: &std::collections::HashSet<WatchKey>) {
         self.clients
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -82,9 +83,9 @@ impl HubClients {
         let (host_name, credential) = match credentials {
             HubCredentials::ConnectionString(text) => {
                 let parsed = ConnectionString::parse(text.expose()).map_err(|e| {
-                    ReconcileError::InvalidSpec(super::settings::InvalidSpec(format!(
-                        "the referenced connection string is not usable: {e}"
-                    )))
+                    ReconcileError::InvalidSpec(crate::controller::prepare::settings::InvalidSpec(
+                        format!("the referenced connection string is not usable: {e}"),
+                    ))
                 })?;
                 (
                     parsed.host_name().to_owned(),
@@ -107,7 +108,7 @@ impl HubClients {
             }
         };
         IotHubClient::new(self.template.config(&host_name), credential).map_err(|e| {
-            ReconcileError::InvalidSpec(super::settings::InvalidSpec(format!(
+            ReconcileError::InvalidSpec(crate::controller::prepare::settings::InvalidSpec(format!(
                 "cannot build an IoT Hub client for {host_name}: {e}"
             )))
         })
@@ -139,6 +140,13 @@ mod tests {
     use super::*;
     use crate::iothub::Secret;
 
+    fn iot_a() -> WatchKey {
+        WatchKey {
+            namespace: "iot".into(),
+            name: "a".into(),
+        }
+    }
+
     fn sas(key: &str) -> HubCredentials {
         HubCredentials::ConnectionString(Secret::new(format!(
             "HostName=plant-a.azure-devices.net;SharedAccessKeyName=edgewatch;SharedAccessKey={key}"
@@ -148,19 +156,21 @@ mod tests {
     #[test]
     fn a_client_is_reused_until_the_credential_changes() {
         let clients = HubClients::default();
-        let first = clients.client_for("iot/a", &sas("c2VjcmV0")).unwrap();
+        let first = clients.client_for(&iot_a(), &sas("c2VjcmV0")).unwrap();
         assert_eq!(first.hub(), "plant-a.azure-devices.net");
-        let _again = clients.client_for("iot/a", &sas("c2VjcmV0")).unwrap();
+        let _again = clients.client_for(&iot_a(), &sas("c2VjcmV0")).unwrap();
         assert_eq!(clients.clients.lock().unwrap().len(), 1);
-        let before = clients.clients.lock().unwrap()["iot/a"].0;
-        clients.client_for("iot/a", &sas("b3RoZXI=")).unwrap();
-        assert_ne!(clients.clients.lock().unwrap()["iot/a"].0, before);
+        let before = clients.clients.lock().unwrap()[&iot_a()].0;
+        clients.client_for(&iot_a(), &sas("b3RoZXI=")).unwrap();
+        assert_ne!(clients.clients.lock().unwrap()[&iot_a()].0, before);
     }
 
     #[test]
     fn a_malformed_connection_string_is_an_invalid_spec_without_the_key() {
         let bad = HubCredentials::ConnectionString(Secret::new("SharedAccessKey=c2VjcmV0"));
-        let error = HubClients::default().client_for("iot/a", &bad).unwrap_err();
+        let error = HubClients::default()
+            .client_for(&iot_a(), &bad)
+            .unwrap_err();
         assert_eq!(
             error.stall_reason(),
             Some(crate::health::report::Reason::InvalidSpec)
@@ -171,7 +181,7 @@ mod tests {
     #[test]
     fn clients_of_deleted_watches_are_dropped() {
         let clients = HubClients::default();
-        clients.client_for("iot/a", &sas("c2VjcmV0")).unwrap();
+        clients.client_for(&iot_a(), &sas("c2VjcmV0")).unwrap();
         clients.retain(&Default::default());
         assert!(clients.clients.lock().unwrap().is_empty());
     }

@@ -10,7 +10,9 @@ use crate::api::{
 };
 use crate::health::report::{ConditionStatus, ConditionType, DeviceReport, Reason};
 
-use super::conditions::{aggregate, sort_worst_first, truncate, with_bookkeeping};
+use crate::controller::status::conditions::{
+    aggregate, sort_worst_first, truncate, with_bookkeeping,
+};
 
 /// Bounds that keep the status small whatever the fleet size (etcd refuses objects over
 /// 1.5 MiB; a readable `kubectl describe` wants far less).

@@ -3,7 +3,7 @@
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
 
-use super::transitions::{EventSeverity, PlannedEvent};
+use crate::controller::decide::events::{EventSeverity, PlannedEvent};
 
 /// Publishes `events` about the watch `regarding`; stops at the first API error so the
 /// caller can count it (the remaining transitions are still visible in the status).

@@ -4,9 +4,9 @@ use kube::Client;
 
 use crate::api::HubSpec;
 
-use super::error::ReconcileError;
-use super::secret_source::read_secret_key;
-use super::settings::InvalidSpec;
+use crate::controller::error::ReconcileError;
+use crate::controller::prepare::secret::read_secret_key;
+use crate::controller::prepare::settings::InvalidSpec;
 use crate::iothub::Secret;
 
 /// How to authenticate to a watch's hub.

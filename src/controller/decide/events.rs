@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::api::DeviceEntry;
 use crate::health::report::{ConditionStatus, ConditionType, DeviceReport, Reason};
 
-use super::conditions::truncate;
+use crate::controller::status::conditions::truncate;
 
 /// Events one reconcile publishes before summarising the rest in one Event.
 pub const MAX_EVENTS_PER_SWEEP: usize = 20;
@@ -394,7 +394,7 @@ mod tests {
 
     #[test]
     fn faults_from_a_status_entry_match_faults_from_the_report() {
-        use crate::controller::status_builder::{StatusLimits, device_entry};
+        use crate::controller::status::build::{StatusLimits, device_entry};
         let mut ping_failed = healthy("a");
         set(
             &mut ping_failed,

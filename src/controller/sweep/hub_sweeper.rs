@@ -13,16 +13,17 @@ use crate::health::{
 };
 use crate::twin::{EDGE_AGENT, EDGE_HUB, EdgeAgentTwin, EdgeHubTwin, ModuleTwin};
 
-use super::error::ReconcileError;
-use super::hub_clients::{HubClientTemplate, HubClients};
-use super::hub_reader::{
+use super::{SweepOutput, SweepRequest, Sweeper};
+use crate::controller::error::ReconcileError;
+use crate::controller::key::WatchKey;
+use crate::controller::prepare::settings::WatchSettings;
+use crate::controller::state::WatchState;
+use crate::controller::state::pings::PingLedger;
+use crate::controller::sweep::hub_clients::{HubClientTemplate, HubClients};
+use crate::controller::sweep::read_plan::{QuotaBudget, needs_confirmation};
+use crate::controller::sweep::reads::{
     DeviceReads, confirm_by_get, module_ids, ping_devices, read_twins, resolve_devices,
 };
-use super::ping_schedule::PingLedger;
-use super::read_plan::{QuotaBudget, needs_confirmation};
-use super::reconcile::{SweepOutput, SweepRequest, Sweeper};
-use super::settings::WatchSettings;
-use super::watch_state::WatchState;
 
 /// Sweeps watches against their IoT Hubs.
 pub struct HubSweeper {
@@ -45,12 +46,12 @@ impl Sweeper for HubSweeper {
         request: SweepRequest<'_>,
         state: &mut WatchState,
     ) -> Result<SweepOutput, ReconcileError> {
-        let key = format!("{}/{}", request.namespace, request.name);
-        let client = self.clients.client_for(&key, request.credentials)?;
+        let key = request.key;
+        let client = self.clients.client_for(key, request.credentials)?;
         let devices = resolve_devices(&client, request.spec).await?;
         if devices.dropped > 0 {
             tracing::warn!(
-                watch = key,
+                watch = %key,
                 dropped = devices.dropped,
                 "watch covers more devices than one watch sweeps; split it"
             );
@@ -101,7 +102,7 @@ impl Sweeper for HubSweeper {
         })
     }
 
-    fn retain_watches(&self, live: &std::collections::HashSet<String>) {
+    fn retain_watches(&self, live: &std::collections::HashSet<WatchKey>) {
         self.clients.retain(live);
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::health::{PingError, PingOutcome};
 use crate::iothub::{ErrorKind, IotHubError};
 
-use super::error::ReconcileError;
+use crate::controller::error::ReconcileError;
 
 impl From<IotHubError> for ReconcileError {
     fn from(error: IotHubError) -> Self {
@@ -25,7 +25,7 @@ impl From<IotHubError> for ReconcileError {
 pub fn selector_failure(error: IotHubError) -> ReconcileError {
     match error.kind() {
         ErrorKind::Rejected | ErrorKind::InvalidRequest => {
-            ReconcileError::InvalidSpec(super::settings::InvalidSpec(format!(
+            ReconcileError::InvalidSpec(crate::controller::prepare::settings::InvalidSpec(format!(
                 "spec.selector.query was refused by IoT Hub: {error}"
             )))
         }

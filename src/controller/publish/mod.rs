@@ -1,0 +1,5 @@
+//! Step 4, publish: the status written, Events sent, metrics exported.
+
+pub mod events;
+pub mod metrics;
+pub mod status;
