@@ -14,6 +14,7 @@
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod errors;
 pub mod health;
 pub mod iothub;
 pub mod ops;

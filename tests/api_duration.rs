@@ -119,10 +119,10 @@ fn cel_minimums_evaluate_both_forms() {
         }
     }
     for (interval, ping, needle) in [
-        ("PT5S", "5m", "interval must be at least 10s"),
-        ("9s", "5m", "interval must be at least 10s"),
-        ("1m", "PT9S", "ping interval must be at least 10s"),
-        ("1m", "500ms", "ping interval must be at least 10s"),
+        ("PT5S", "5m", "spec.interval: must be at least 10s"),
+        ("9s", "5m", "spec.interval: must be at least 10s"),
+        ("1m", "PT9S", "spec.ping.interval: must be at least 10s"),
+        ("1m", "500ms", "spec.ping.interval: must be at least 10s"),
     ] {
         let errors = EdgeDeviceWatch::new("w", spec_with(interval, ping))
             .validate_cel()

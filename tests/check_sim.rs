@@ -207,7 +207,7 @@ async fn what_check_cannot_judge_exits_2_with_the_reason_and_no_secret() {
     let out = f.check_with_ca(&bad, &[]).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("interval must be at least 10s"),
+        stderr(&out).contains("spec.interval: must be at least 10s"),
         "{}",
         stderr(&out)
     );

@@ -15,10 +15,11 @@ use edgewatch::controller::key::WatchKey;
 use edgewatch::controller::reconcile::reconcile;
 use edgewatch::controller::state::WatchState;
 use edgewatch::controller::status::build::StatusLimits;
-use edgewatch::controller::sweep::{SweepOutput, SweepRequest, Sweeper};
+use edgewatch::controller::sweep::{Observations, PreparedWatch, SweepFailure, Sweeper};
 use edgewatch::health::report::{
     ConditionStatus, ConditionType, DeviceCondition, DeviceReport, ModuleReport, Reason,
 };
+use edgewatch::iothub::{ErrorKind, IotHubError, Operation};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -55,9 +56,9 @@ impl ScriptedSweeper {
 impl Sweeper for ScriptedSweeper {
     async fn sweep(
         &self,
-        _request: SweepRequest<'_>,
-        _state: &mut WatchState,
-    ) -> Result<SweepOutput, ReconcileError> {
+        _watch: &PreparedWatch<'_>,
+        _state: &WatchState,
+    ) -> Result<Observations, SweepFailure> {
         self.sweeps.fetch_add(1, Ordering::SeqCst);
         match self
             .answer
@@ -66,17 +67,27 @@ impl Sweeper for ScriptedSweeper {
             .clone()
             .expect("the test scripts an answer")
         {
-            Answer::Reports(reports) => Ok(SweepOutput {
-                hub: HUB.to_owned(),
-                reports,
-                quota_time: *self.quota_time.lock().unwrap(),
-            }),
-            Answer::Unauthorized => Err(ReconcileError::AuthenticationFailed(
-                "401 Unauthorized: the SAS policy was revoked".into(),
-            )),
-            Answer::Throttled(after) => Err(ReconcileError::Throttled {
-                retry_after: Some(after),
-            }),
+            Answer::Reports(reports) => {
+                let mut observations = Observations::from_reports(HUB, reports);
+                observations.cost.quota_time = *self.quota_time.lock().unwrap();
+                Ok(observations)
+            }
+            Answer::Unauthorized => Err(ReconcileError::from_hub(
+                HUB,
+                IotHubError::new(
+                    ErrorKind::Unauthorized,
+                    Operation::GetModuleTwin,
+                    "the SAS policy was revoked",
+                )
+                .with_status(401),
+            )
+            .into()),
+            Answer::Throttled(after) => Err(ReconcileError::from_hub(
+                HUB,
+                IotHubError::new(ErrorKind::Throttled, Operation::GetModuleTwin, "slow down")
+                    .with_retry_after(Some(after)),
+            )
+            .into()),
         }
     }
 }

@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use edgewatch::api::EdgeDeviceWatch;
 use edgewatch::controller::context::Context;
-use edgewatch::controller::error::ReconcileError;
 use edgewatch::controller::leader::{Leadership, LeaseSettings};
 use edgewatch::controller::runtime::{ControllerOptions, run_controller};
 use edgewatch::controller::state::WatchState;
-use edgewatch::controller::sweep::{SweepOutput, SweepRequest, Sweeper};
+use edgewatch::controller::sweep::{Observations, PreparedWatch, SweepFailure, Sweeper};
 use edgewatch::health::report::{
     ConditionStatus, ConditionType, DeviceCondition, DeviceReport, Reason,
 };
@@ -30,15 +29,14 @@ struct HealthyFleet;
 impl Sweeper for HealthyFleet {
     async fn sweep(
         &self,
-        request: SweepRequest<'_>,
-        _state: &mut WatchState,
-    ) -> Result<SweepOutput, ReconcileError> {
-        let reports = request.spec.devices.iter().map(|d| healthy(d)).collect();
-        Ok(SweepOutput {
-            hub: "plant-a.azure-devices.net".into(),
+        watch: &PreparedWatch<'_>,
+        _state: &WatchState,
+    ) -> Result<Observations, SweepFailure> {
+        let reports = watch.spec.devices.iter().map(|d| healthy(d)).collect();
+        Ok(Observations::from_reports(
+            "plant-a.azure-devices.net",
             reports,
-            quota_time: Duration::ZERO,
-        })
+        ))
     }
 }
 

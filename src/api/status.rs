@@ -50,6 +50,18 @@ pub struct EdgeDeviceWatchStatus {
     pub memory: WatchMemory,
 }
 
+impl EdgeDeviceWatchStatus {
+    /// The watch-level condition of type `type_`.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    /// True when the watch's `Ready` condition is True.
+    pub fn is_ready(&self) -> bool {
+        self.condition("Ready").is_some_and(|c| c.status == "True")
+    }
+}
+
 /// How many devices are in each state. Always serialised (zeros included) so printer
 /// columns never show blanks.
 #[derive(Serialize, Deserialize, JsonSchema, Debug, Clone, Copy, PartialEq, Eq, Default)]

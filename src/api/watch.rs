@@ -119,7 +119,7 @@ pub struct EdgeDeviceWatchSpec {
     /// first) or ISO 8601 `PT5M`. At least 10s.
     #[serde(default = "default_interval")]
     #[schemars(regex(pattern = super::duration::DURATION_PATTERN), length(max = 32))]
-    #[x_kube(validation = at_least_10s("interval must be at least 10s"))]
+    #[x_kube(validation = at_least_10s())]
     pub interval: String,
 
     /// Reachability checks: a direct method `ping` on `$edgeAgent`.
@@ -232,7 +232,7 @@ pub struct PingSpec {
     /// How often each device is pinged (each ping costs direct-method quota). At least 10s.
     #[serde(default = "default_ping_interval")]
     #[schemars(regex(pattern = super::duration::DURATION_PATTERN), length(max = 32))]
-    #[x_kube(validation = at_least_10s("ping interval must be at least 10s"))]
+    #[x_kube(validation = at_least_10s())]
     pub interval: String,
     /// How long to wait for the answer before `PingTimeout`.
     #[serde(default = "default_ping_timeout")]
@@ -273,13 +273,14 @@ impl Default for RestartLoopSpec {
     }
 }
 
-/// The CEL rule holding a duration field to the shortest interval edgewatch polls at.
-fn at_least_10s(message: &str) -> kube::core::Rule {
+/// The CEL rule holding a duration field to the shortest interval edgewatch polls at
+/// (the operator's own check says the same, in the same words).
+fn at_least_10s() -> kube::core::Rule {
     kube::core::Rule::new(format!(
         "{} >= duration('10s')",
         super::duration::CEL_DURATION
     ))
-    .message(message)
+    .message("must be at least 10s")
 }
 
 fn default_interval() -> String {

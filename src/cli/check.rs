@@ -13,14 +13,19 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use jiff::Timestamp;
+use kube::CustomResourceExt;
+use serde_json::Value;
 
-use crate::api::EdgeDeviceWatch;
-use crate::controller::prepare::credentials::HubCredentials;
+use crate::api::{EdgeDeviceWatch, EdgeDeviceWatchStatus};
+use crate::controller::error::ReconcileError;
+use crate::controller::local::LocalWatch;
+use crate::controller::prepare::credentials::GivenConnectionString;
+use crate::controller::prepare::settings::{FieldError, InvalidSpec, WatchSettings};
 use crate::controller::sweep::hub_clients::HubClientTemplate;
-use crate::iothub::{Operation, RequestObserver, Secret};
+use crate::errors::chain;
+use crate::iothub::{Operation, RequestObserver};
 
 use super::evaluate::OutputFormat;
-use super::local_watch::{LocalWatch, is_ready};
 use super::render;
 
 /// Reconcile one EdgeDeviceWatch file against a hub, without Kubernetes.
@@ -47,15 +52,15 @@ pub struct CheckArgs {
 /// Why `check` could not judge the watch (exit code 2).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: String,
         source: std::io::Error,
     },
     #[error("{path} is not an EdgeDeviceWatch: {problem}")]
     NotAWatch { path: String, problem: String },
-    #[error("{path}: the spec is invalid: {problem}")]
-    InvalidSpec { path: String, problem: String },
+    #[error("{path}: invalid spec:\n{spec}")]
+    InvalidSpec { path: String, spec: InvalidSpec },
     #[error(
         "environment variable {0} is not set; put the hub's connection string in it or name another variable with --connection-string-env"
     )]
@@ -64,50 +69,70 @@ pub enum CheckError {
         "IoT Hub {hub} did not answer: every request failed ({outcome}); check the host name, --hub-url, the network and --ca-file"
     )]
     HubUnreachable { hub: String, outcome: String },
-    #[error("{0}")]
-    Reconcile(#[from] crate::controller::error::ReconcileError),
+    #[error(transparent)]
+    Reconcile(Box<ReconcileError>),
     #[error("cannot print the status: {0}")]
     Render(String),
+}
+
+/// What `check` found: the rendered status and whether the watch is Ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub text: String,
+    pub ready: bool,
 }
 
 /// Runs `check` and maps the outcome to its exit code.
 pub fn run(args: &CheckArgs) -> ExitCode {
     let outcome = tokio::runtime::Runtime::new()
         .map_err(|e| CheckError::Render(format!("cannot start the async runtime: {e}")))
-        .and_then(|rt| rt.block_on(check(args)));
+        .and_then(|rt| {
+            rt.block_on(check(
+                args,
+                |name| std::env::var(name).ok(),
+                Timestamp::now(),
+            ))
+        });
     match outcome {
-        Ok((text, ready)) => {
+        Ok(checked) => {
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(text.as_bytes());
+            let _ = out.write_all(checked.text.as_bytes());
             let _ = out.flush();
-            ExitCode::from(if ready { 0 } else { 1 })
+            ExitCode::from(if checked.ready { 0 } else { 1 })
         }
         Err(error) => {
-            eprintln!("edgewatch check: {error}");
+            eprintln!("edgewatch check: {}", chain(&error));
             ExitCode::from(2)
         }
     }
 }
 
-/// Reconciles the watch once; returns the rendered status and whether it is Ready.
-pub async fn check(args: &CheckArgs) -> Result<(String, bool), CheckError> {
+/// Reconciles the watch in `args.file` once at `now`, through the operator's pipeline,
+/// with the connection string from the environment variable `env` names.
+pub async fn check(
+    args: &CheckArgs,
+    env: impl Fn(&str) -> Option<String>,
+    now: Timestamp,
+) -> Result<Checked, CheckError> {
     let watch = load_watch(&args.file)?;
-    let credentials = credentials_for(&watch, |name| std::env::var(name).ok(), args)?;
+    let variable = &args.connection_string_env;
+    let credentials =
+        GivenConnectionString::new(format!("environment variable {variable}"), env(variable));
     let progress = Progress::on_stderr();
     let template = HubClientTemplate {
         endpoint: args.hub_url.clone(),
         extra_ca_pem: args.ca_file.as_deref().map(read_ca).transpose()?,
         observer: Some(progress.clone() as Arc<dyn RequestObserver>),
     };
-    let mut local =
-        LocalWatch::new(watch, credentials, template).map_err(|e| CheckError::InvalidSpec {
-            path: args.file.display().to_string(),
-            problem: e.to_string(),
-        })?;
-    let now = Timestamp::now();
+    let mut local = LocalWatch::new(watch, credentials, template);
     let result = local.reconcile(now).await;
     progress.finish();
-    result?;
+    result.map_err(|error| match error {
+        ReconcileError::ConnectionStringNotGiven(_) => {
+            CheckError::MissingConnectionString(variable.clone())
+        }
+        error => CheckError::Reconcile(Box::new(error)),
+    })?;
     if let Some(outcome) = progress.never_answered() {
         let hub = args.hub_url.clone().unwrap_or_else(|| {
             local
@@ -119,23 +144,31 @@ pub async fn check(args: &CheckArgs) -> Result<(String, bool), CheckError> {
         });
         return Err(CheckError::HubUnreachable { hub, outcome });
     }
-    let ready = is_ready(local.watch().status.as_ref());
-    Ok((render_status(&local, args.output, now)?, ready))
+    let ready = local
+        .watch()
+        .status
+        .as_ref()
+        .is_some_and(EdgeDeviceWatchStatus::is_ready);
+    Ok(Checked {
+        text: render_status(&local, args.output, now)?,
+        ready,
+    })
 }
 
-/// Reads and checks a watch file: YAML of kind EdgeDeviceWatch whose spec passes the
-/// CRD's CEL rules (the API server would refuse it otherwise).
+/// Reads and checks a watch file: YAML of kind EdgeDeviceWatch whose spec the API server
+/// would accept and the operator could use. Every problem is reported, each as
+/// `spec.<field>: <message>`: unknown fields, the operator's own checks (which name the
+/// accepted forms of a duration that did not parse) and the CRD's CEL rules.
 pub fn load_watch(path: &Path) -> Result<EdgeDeviceWatch, CheckError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| CheckError::Read {
         path: shown.clone(),
         source,
     })?;
-    let value: serde_json::Value =
-        serde_saphyr::from_str(&text).map_err(|e| CheckError::NotAWatch {
-            path: shown.clone(),
-            problem: e.to_string(),
-        })?;
+    let value: Value = serde_saphyr::from_str(&text).map_err(|e| CheckError::NotAWatch {
+        path: shown.clone(),
+        problem: e.to_string(),
+    })?;
     let kind = value.get("kind").and_then(|k| k.as_str());
     if kind != Some("EdgeDeviceWatch") {
         return Err(CheckError::NotAWatch {
@@ -151,65 +184,66 @@ pub fn load_watch(path: &Path) -> Result<EdgeDeviceWatch, CheckError> {
             path: shown.clone(),
             problem: e.to_string(),
         })?;
-    let known = serde_json::to_value(&watch.spec).unwrap_or_default();
-    let unknown = unknown_fields(value.get("spec"), &known, "spec");
-    if !unknown.is_empty() {
-        // kubectl's default strict field validation refuses these too.
+    let problems = spec_problems(&watch, value.get("spec"));
+    if !problems.is_empty() {
         return Err(CheckError::InvalidSpec {
             path: shown,
-            problem: format!("unknown field(s) {}", unknown.join(", ")),
-        });
-    }
-    if let Err(errors) = watch.validate_cel() {
-        return Err(CheckError::InvalidSpec {
-            path: shown,
-            problem: format!("{errors:?}"),
+            spec: InvalidSpec { problems },
         });
     }
     Ok(watch)
 }
 
-/// Paths of fields in `given` that the parsed (and re-serialised) object does not have.
-fn unknown_fields(
-    given: Option<&serde_json::Value>,
-    known: &serde_json::Value,
-    path: &str,
-) -> Vec<String> {
-    let (Some(serde_json::Value::Object(given)), serde_json::Value::Object(known)) = (given, known)
-    else {
-        return Vec::new();
-    };
-    given
-        .iter()
-        .flat_map(|(key, value)| {
-            let here = format!("{path}.{key}");
-            match known.get(key) {
-                None => vec![here],
-                Some(inner) => unknown_fields(Some(value), inner, &here),
+/// Everything wrong with the watch's spec, one problem per field: unknown fields
+/// (kubectl's strict field validation refuses them), the operator's checks, then the
+/// CEL rules for fields not already named.
+fn spec_problems(watch: &EdgeDeviceWatch, given: Option<&Value>) -> Vec<FieldError> {
+    let crd = serde_json::to_value(EdgeDeviceWatch::crd()).unwrap_or_default();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let mut problems: Vec<FieldError> = unknown_fields(given, schema, "spec")
+        .into_iter()
+        .map(|field| FieldError::new(field, "unknown field"))
+        .collect();
+    if let Err(invalid) = WatchSettings::from_spec(&watch.spec) {
+        problems.extend(invalid.problems);
+    }
+    if let Err(errors) = watch.validate_cel() {
+        for error in errors.iter() {
+            if !problems.iter().any(|p| p.field == error.field_path) {
+                problems.push(FieldError::new(&error.field_path, &error.message));
             }
-        })
-        .collect()
+        }
+    }
+    problems
 }
 
-/// The credential `check` uses: workload identity when the watch asks for it, otherwise
-/// the connection string from the named environment variable.
-pub fn credentials_for(
-    watch: &EdgeDeviceWatch,
-    env: impl Fn(&str) -> Option<String>,
-    args: &CheckArgs,
-) -> Result<HubCredentials, CheckError> {
-    let hub = &watch.spec.hub;
-    if let (Some(identity), Some(host_name)) = (&hub.workload_identity, &hub.host_name) {
-        return Ok(HubCredentials::WorkloadIdentity {
-            host_name: host_name.clone(),
-            client_id: identity.client_id.clone(),
-        });
+/// Paths of fields in `given` that `schema` (the CRD's structural schema) does not have.
+fn unknown_fields(given: Option<&Value>, schema: &Value, path: &str) -> Vec<String> {
+    match given {
+        Some(Value::Object(fields)) => {
+            let Some(known) = schema.get("properties").and_then(Value::as_object) else {
+                return Vec::new();
+            };
+            fields
+                .iter()
+                .flat_map(|(key, value)| {
+                    let here = format!("{path}.{key}");
+                    match known.get(key) {
+                        None => vec![here],
+                        Some(inner) => unknown_fields(Some(value), inner, &here),
+                    }
+                })
+                .collect()
+        }
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .flat_map(|(i, item)| {
+                unknown_fields(Some(item), &schema["items"], &format!("{path}[{i}]"))
+            })
+            .collect(),
+        _ => Vec::new(),
     }
-    let var = &args.connection_string_env;
-    env(var)
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| HubCredentials::ConnectionString(Secret::new(v.trim().to_owned())))
-        .ok_or_else(|| CheckError::MissingConnectionString(var.clone()))
 }
 
 fn read_ca(path: &Path) -> Result<Vec<u8>, CheckError> {
@@ -230,7 +264,7 @@ fn read_ca(path: &Path) -> Result<Vec<u8>, CheckError> {
 }
 
 fn render_status(
-    local: &LocalWatch,
+    local: &LocalWatch<GivenConnectionString>,
     format: OutputFormat,
     now: Timestamp,
 ) -> Result<String, CheckError> {
@@ -239,7 +273,7 @@ fn render_status(
         OutputFormat::Table => Ok(format!(
             "{}\n{}",
             render::get_table(&[local.watch()], now),
-            render::describe(local.watch(), local.reports(), now)
+            render::describe(local.watch(), |id| local.report(id), now)
         )),
         OutputFormat::Json => serde_json::to_string_pretty(status)
             .map(|s| s + "\n")
@@ -323,83 +357,97 @@ impl RequestObserver for Progress {
 mod tests {
     use super::*;
 
-    fn args() -> CheckArgs {
-        CheckArgs {
-            file: "w.yaml".into(),
-            connection_string_env: "EW_TEST_CS".into(),
-            hub_url: None,
-            ca_file: None,
-            output: OutputFormat::Table,
-        }
-    }
-
-    fn watch(yaml: &str) -> EdgeDeviceWatch {
+    fn load(yaml: &str) -> Result<EdgeDeviceWatch, CheckError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.yaml");
         std::fs::write(&path, yaml).unwrap();
-        load_watch(&path).unwrap()
+        load_watch(&path)
     }
 
-    const SAS_WATCH: &str = "apiVersion: edgewatch.dev/v1alpha1\nkind: EdgeDeviceWatch\nmetadata: {name: w}\nspec:\n  hub: {connectionStringSecretRef: {name: s, key: k}}\n  devices: [gw]\n";
-
-    #[test]
-    fn the_connection_string_comes_from_the_named_variable() {
-        let w = watch(SAS_WATCH);
-        let found =
-            credentials_for(&w, |n| (n == "EW_TEST_CS").then(|| " cs ".into()), &args()).unwrap();
-        assert_eq!(
-            found,
-            HubCredentials::ConnectionString(Secret::new("cs".to_owned()))
-        );
-        let missing = credentials_for(&w, |_| None, &args()).unwrap_err();
-        assert!(missing.to_string().contains("EW_TEST_CS"), "{missing}");
-        let empty = credentials_for(&w, |_| Some("  ".into()), &args()).unwrap_err();
-        assert!(matches!(empty, CheckError::MissingConnectionString(_)));
-    }
-
-    #[test]
-    fn workload_identity_watches_need_no_connection_string() {
-        let w = watch(
-            "apiVersion: edgewatch.dev/v1alpha1\nkind: EdgeDeviceWatch\nmetadata: {name: w}\nspec:\n  hub: {hostName: h.azure-devices.net, workloadIdentity: {clientId: abc}}\n  devices: [gw]\n",
-        );
-        let found = credentials_for(&w, |_| None, &args()).unwrap();
-        assert_eq!(
-            found,
-            HubCredentials::WorkloadIdentity {
-                host_name: "h.azure-devices.net".into(),
-                client_id: Some("abc".into())
-            }
-        );
-    }
+    const HEAD: &str =
+        "apiVersion: edgewatch.dev/v1alpha1\nkind: EdgeDeviceWatch\nmetadata: {name: w}\nspec:\n";
+    const SAS: &str = "  hub: {connectionStringSecretRef: {name: s, key: k}}\n";
 
     #[test]
     fn files_that_are_not_watches_are_refused_with_the_reason() {
-        let dir = tempfile::tempdir().unwrap();
         let cases = [
             (
-                "kind: ConfigMap\nmetadata: {name: x}\n",
+                "kind: ConfigMap\nmetadata: {name: x}\n".to_owned(),
                 "expected EdgeDeviceWatch",
             ),
-            ("spec: [unclosed\n", "is not an EdgeDeviceWatch"),
+            ("spec: [unclosed\n".to_owned(), "is not an EdgeDeviceWatch"),
             (
-                "apiVersion: edgewatch.dev/v1alpha1\nkind: EdgeDeviceWatch\nmetadata: {name: w}\nspec:\n  hub: {connectionStringSecretRef: {name: s, key: k}}\n  devices: [gw]\n  interval: 1s\n",
-                "interval must be at least 10s",
+                format!("{HEAD}{SAS}  devices: [gw]\n  interval: 1s\n"),
+                "spec.interval: must be at least 10s",
             ),
             (
-                "apiVersion: edgewatch.dev/v1alpha1\nkind: EdgeDeviceWatch\nmetadata: {name: w}\nspec:\n  hub: {connectionStringSecretRef: {name: s, key: k}}\n  devices: [gw]\n  bogus: 1\n",
-                "unknown field(s) spec.bogus",
+                format!("{HEAD}{SAS}  devices: [gw]\n  bogus: 1\n"),
+                "spec.bogus: unknown field",
+            ),
+            (
+                format!("{HEAD}{SAS}  devices: [gw]\n  modules: [{{name: m, extra: 1}}]\n"),
+                "spec.modules[0].extra: unknown field",
             ),
         ];
         for (yaml, needle) in cases {
-            let path = dir.path().join("w.yaml");
-            std::fs::write(&path, yaml).unwrap();
-            let error = load_watch(&path).unwrap_err().to_string();
+            let error = chain(&load(&yaml).unwrap_err());
             assert!(error.contains(needle), "{yaml}: {error}");
         }
-        let error = load_watch(&dir.path().join("absent.yaml"))
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("cannot read"), "{error}");
+        let dir = tempfile::tempdir().unwrap();
+        let error = chain(&load_watch(&dir.path().join("absent.yaml")).unwrap_err());
+        assert!(error.starts_with("cannot read "), "{error}");
+        assert!(error.contains("No such file"), "{error}");
+    }
+
+    #[test]
+    fn invalid_specs_print_one_field_per_line() {
+        let cases = [
+            (
+                format!("{HEAD}{SAS}  devices: [gw]\n  interval: abc\n"),
+                vec![
+                    "spec.interval: \"abc\" is not a duration (a unit has no number); use 90s, 5m, 1h30m or 500ms (h, m, s, ms, largest first), or ISO 8601 such as PT15M or PT1H30M",
+                ],
+            ),
+            (
+                format!("{HEAD}{SAS}  devices: [gw]\n  interval: 1s\n"),
+                vec!["spec.interval: must be at least 10s"],
+            ),
+            (
+                format!("{HEAD}{SAS}  devices: []\n"),
+                vec!["spec: name at least one device in devices or a selector query"],
+            ),
+            (
+                format!("{HEAD}  hub: {{}}\n  devices: [\"bad id\"]\n  staleAfter: 15 minutes\n"),
+                vec![
+                    "spec.hub: set exactly one credential source: connectionStringSecretRef or workloadIdentity",
+                    "spec.staleAfter: \"15 minutes\" is not a duration (unknown unit); use 90s, 5m, 1h30m or 500ms (h, m, s, ms, largest first), or ISO 8601 such as PT15M or PT1H30M",
+                    "spec.devices: device ids are 1-128 ASCII letters, digits or - . + % _ # * ? ! ( ) , : = @ $ '",
+                ],
+            ),
+        ];
+        for (yaml, lines) in cases {
+            let error = load(&yaml).unwrap_err();
+            let CheckError::InvalidSpec { spec, .. } = &error else {
+                panic!("{yaml}: {error}");
+            };
+            let printed: Vec<String> = spec.problems.iter().map(ToString::to_string).collect();
+            assert_eq!(printed, lines, "{yaml}");
+            let text = chain(&error);
+            assert!(!text.contains("ValidationError"), "{text}");
+            assert!(text.ends_with(&lines.join("\n")), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_same_text_stalls_the_operator() {
+        let watch = load(&format!("{HEAD}{SAS}  devices: [gw]\n")).unwrap();
+        let mut spec = watch.spec.clone();
+        spec.interval = "abc".into();
+        let operator = WatchSettings::from_spec(&spec).unwrap_err().to_string();
+        assert_eq!(
+            operator,
+            "spec.interval: \"abc\" is not a duration (a unit has no number); use 90s, 5m, 1h30m or 500ms (h, m, s, ms, largest first), or ISO 8601 such as PT15M or PT1H30M"
+        );
     }
 
     #[test]
@@ -407,11 +455,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ca.pem");
         std::fs::write(&path, "hello").unwrap();
-        assert!(
-            read_ca(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("not a PEM")
-        );
+        assert!(chain(&read_ca(&path).unwrap_err()).contains("not a PEM"));
     }
 }

@@ -11,12 +11,11 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{EdgeDeviceWatch, EdgeDeviceWatchSpec};
-use crate::controller::prepare::credentials::HubCredentials;
+use crate::controller::local::LocalWatch;
+use crate::controller::prepare::credentials::GivenConnectionString;
 use crate::controller::sweep::hub_clients::HubClientTemplate;
-use crate::iothub::Secret;
 use crate::sim::{self, ClockMode, Scenario, SimConfig, SimHandle, TlsMode};
 
-use super::local_watch::LocalWatch;
 use super::render;
 
 /// The demo fleet (also usable with `edgewatch sim --scenario`).
@@ -78,7 +77,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 /// The simulator and one local watch per site.
 pub struct Demo {
     sim: SimHandle,
-    watches: Vec<LocalWatch>,
+    watches: Vec<LocalWatch<GivenConnectionString>>,
     started: Timestamp,
     /// Reconciles of the last sweep that failed.
     failures: Vec<String>,
@@ -103,17 +102,19 @@ impl Demo {
             endpoint: Some(sim.base_url()),
             ..HubClientTemplate::default()
         };
-        let credentials = HubCredentials::ConnectionString(Secret::new(sim.connection_string()));
+        let credentials = GivenConnectionString::new(
+            "the simulator's connection string",
+            Some(sim.connection_string()),
+        );
         let watches = SITES
             .iter()
             .map(|site| {
                 let devices = site_devices(&scenario_ids, site);
-                LocalWatch::new(
+                Ok(LocalWatch::new(
                     site_watch(site, &devices, started)?,
                     credentials.clone(),
                     template.clone(),
-                )
-                .map_err(anyhow::Error::from)
+                ))
             })
             .collect::<anyhow::Result<_>>()?;
         Ok(Self {
@@ -132,8 +133,10 @@ impl Demo {
         for watch in &mut self.watches {
             if let Err(error) = watch.reconcile(now).await {
                 let name = kube::ResourceExt::name_any(watch.watch());
-                self.failures
-                    .push(format!("reconciling {name} failed: {error}"));
+                self.failures.push(format!(
+                    "reconciling {name} failed: {}",
+                    crate::errors::chain(&error)
+                ));
             }
         }
     }
@@ -227,7 +230,7 @@ impl Demo {
             self.sim.hub_name(),
             self.elapsed().as_secs()
         );
-        let watches: Vec<&EdgeDeviceWatch> = self.watches.iter().map(LocalWatch::watch).collect();
+        let watches: Vec<&EdgeDeviceWatch> = self.watches.iter().map(|w| w.watch()).collect();
         text.push_str(&render::get_table(&watches, now));
         for failure in &self.failures {
             text.push_str(&format!("! {failure}\n"));
@@ -237,7 +240,7 @@ impl Demo {
                 "\n$ kubectl describe edw -n demo {}\n",
                 kube::ResourceExt::name_any(watch.watch())
             ));
-            text.push_str(&render::describe(watch.watch(), watch.reports(), now));
+            text.push_str(&render::describe(watch.watch(), |id| watch.report(id), now));
         }
         text
     }

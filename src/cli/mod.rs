@@ -4,7 +4,6 @@ pub mod check;
 pub mod crd;
 pub mod demo;
 pub mod evaluate;
-pub mod local_watch;
 pub mod render;
 pub mod run;
 pub mod sim;

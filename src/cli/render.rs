@@ -44,16 +44,21 @@ fn get_row(watch: &EdgeDeviceWatch, now: Timestamp) -> Vec<String> {
         summary.unreachable.to_string(),
         summary.unhealthy.to_string(),
         summary.drifted.to_string(),
-        super::local_watch::ready_condition(status)
+        status
+            .and_then(|s| s.condition("Ready"))
             .map_or_else(|| "<none>".into(), |c| c.reason.clone()),
         age,
     ]
 }
 
-/// The `kubectl describe edw` view: conditions, counts and per-device findings. `reports`
-/// (when given) adds what only the evaluator's reports carry: `$edgeHub`'s disconnected
+/// The `kubectl describe edw` view: conditions, counts and per-device findings. `report`
+/// looks up what only the evaluator's reports carry: `$edgeHub`'s disconnected
 /// downstream clients.
-pub fn describe(watch: &EdgeDeviceWatch, reports: &[DeviceReport], now: Timestamp) -> String {
+pub fn describe<'a>(
+    watch: &EdgeDeviceWatch,
+    report: impl Fn(&str) -> Option<&'a DeviceReport>,
+    now: Timestamp,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Name:         {}", watch.name_any());
     let _ = writeln!(
@@ -82,7 +87,7 @@ pub fn describe(watch: &EdgeDeviceWatch, reports: &[DeviceReport], now: Timestam
     );
     describe_summary(&mut out, status);
     describe_conditions(&mut out, status, now);
-    describe_devices(&mut out, status, reports);
+    describe_devices(&mut out, status, &report);
     out
 }
 
@@ -117,7 +122,11 @@ fn describe_conditions(out: &mut String, status: &EdgeDeviceWatchStatus, now: Ti
     ));
 }
 
-fn describe_devices(out: &mut String, status: &EdgeDeviceWatchStatus, reports: &[DeviceReport]) {
+fn describe_devices<'a>(
+    out: &mut String,
+    status: &EdgeDeviceWatchStatus,
+    report: &impl Fn(&str) -> Option<&'a DeviceReport>,
+) {
     let truncated = if status.devices_truncated {
         " (truncated: worst first)"
     } else {
@@ -141,7 +150,7 @@ fn describe_devices(out: &mut String, status: &EdgeDeviceWatchStatus, reports: &
     let findings: Vec<String> = status
         .devices
         .iter()
-        .flat_map(|entry| device_findings(entry, reports))
+        .flat_map(|entry| device_findings(entry, report(&entry.device_id)))
         .collect();
     if !findings.is_empty() {
         let _ = writeln!(out, "  Findings:");
@@ -175,7 +184,7 @@ fn aspect(state: &AspectState) -> String {
 
 /// One line per finding of a device: its message, failing modules, drift and
 /// disconnected downstream clients.
-fn device_findings(entry: &DeviceEntry, reports: &[DeviceReport]) -> Vec<String> {
+fn device_findings(entry: &DeviceEntry, report: Option<&DeviceReport>) -> Vec<String> {
     let id = &entry.device_id;
     let mut lines = Vec::new();
     if !entry.message.is_empty() {
@@ -210,7 +219,6 @@ fn device_findings(entry: &DeviceEntry, reports: &[DeviceReport]) -> Vec<String>
         }
         lines.push(format!("{id}: drift {}", detail.join(" ")));
     }
-    let report = reports.iter().find(|r| &r.device_id == id);
     for client in report.map_or(&[][..], |r| r.disconnected_clients.as_slice()) {
         lines.push(format!(
             "{id}: $edgeHub client {} {}",
@@ -303,7 +311,7 @@ mod tests {
                 .unwrap();
         let watch = EdgeDeviceWatch::new("w", spec);
         let now = at("2026-01-01T00:00:00Z");
-        assert!(describe(&watch, &[], now).contains("no reconcile has finished yet"));
+        assert!(describe(&watch, |_| None, now).contains("no reconcile has finished yet"));
         let get = get_table(&[&watch], now);
         assert!(get.lines().nth(1).unwrap().starts_with("w "), "{get}");
         assert!(get.contains("<none>"), "{get}");

@@ -11,9 +11,10 @@
 //! 4. [`publish`]: the status written (server-side apply, only when it changed), Events
 //!    sent, metrics exported.
 //!
-//! [`reconcile`] is kube-runtime's entry point and [`runtime`] runs the `Controller`;
-//! [`context`] holds what reconciles share, [`leader`] the Lease, [`backoff`] the
-//! per-watch retry delays.
+//! [`pipeline`] runs steps 1–3 for every caller: [`reconcile`] (kube-runtime's entry
+//! point, which then publishes) and [`local`] (`edgewatch check` and `demo`, which print).
+//! [`runtime`] runs the `Controller`; [`context`] holds what reconciles share, [`leader`]
+//! the Lease, [`backoff`] the per-watch retry delays, [`key`] the watch key.
 
 pub mod backoff;
 pub mod context;
@@ -21,6 +22,8 @@ pub mod decide;
 pub mod error;
 pub mod key;
 pub mod leader;
+pub mod local;
+pub mod pipeline;
 pub mod prepare;
 pub mod publish;
 pub mod reconcile;

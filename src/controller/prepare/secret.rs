@@ -1,38 +1,66 @@
-//! Reading the connection string a watch references, with failures that name the Secret
-//! and key but never the value.
+//! The operator's credential source: the connection string in the Secret a watch
+//! references, with failures that name the Secret and key but never the value.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
 use crate::api::SecretKeyRef;
-use crate::iothub::Secret as SecretText;
+use crate::controller::error::{ConnectionStringProblem, ReconcileError};
 
-use crate::controller::error::ReconcileError;
+use super::credentials::{CredentialSource, HubAuth, HubCredentials, parse_connection_string};
 
-/// Reads `reference` from the Secrets of `namespace`.
-pub async fn read_secret_key(
-    client: &Client,
-    namespace: &str,
-    reference: &SecretKeyRef,
-) -> Result<SecretText, ReconcileError> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret =
-        secrets
-            .get_opt(&reference.name)
-            .await?
-            .ok_or_else(|| ReconcileError::SecretNotFound {
-                namespace: namespace.to_owned(),
-                name: reference.name.clone(),
-            })?;
-    value_of(&secret, namespace, reference)
+/// Reads connection strings from Secrets in the watch's namespace.
+#[derive(Clone)]
+pub struct KubernetesSecrets {
+    client: Client,
 }
 
-/// The key's value from a fetched Secret (`data`, or `stringData` as some stores echo it).
+impl KubernetesSecrets {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+impl CredentialSource for KubernetesSecrets {
+    async fn credentials(
+        &self,
+        namespace: &str,
+        auth: &HubAuth,
+    ) -> Result<HubCredentials, ReconcileError> {
+        let reference = match auth {
+            HubAuth::ConnectionString(reference) => reference,
+            HubAuth::WorkloadIdentity {
+                host_name,
+                client_id,
+            } => {
+                return Ok(HubCredentials::WorkloadIdentity {
+                    host_name: host_name.clone(),
+                    client_id: client_id.clone(),
+                });
+            }
+        };
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = secrets.get_opt(&reference.name).await?.ok_or_else(|| {
+            ReconcileError::SecretNotFound {
+                namespace: namespace.to_owned(),
+                name: reference.name.clone(),
+            }
+        })?;
+        value_of(&secret, namespace, reference)
+    }
+}
+
+/// The key's connection string from a fetched Secret (`data`, or `stringData` as some
+/// stores echo it).
 pub fn value_of(
     secret: &Secret,
     namespace: &str,
     reference: &SecretKeyRef,
-) -> Result<SecretText, ReconcileError> {
+) -> Result<HubCredentials, ReconcileError> {
+    let origin = format!(
+        "Secret {namespace}/{} key {:?}",
+        reference.name, reference.key
+    );
     let from_data = secret
         .data
         .as_ref()
@@ -45,16 +73,10 @@ pub fn value_of(
         .cloned()
         .map(Ok);
     match from_data.or(from_string_data) {
-        Some(Ok(text)) if !text.trim().is_empty() => Ok(SecretText::new(text.trim())),
-        Some(Ok(_)) => Err(ReconcileError::BadConnectionString {
-            namespace: namespace.to_owned(),
-            name: reference.name.clone(),
-            problem: format!("key {:?} is empty", reference.key),
-        }),
+        Some(Ok(text)) => parse_connection_string(&text, &origin),
         Some(Err(_)) => Err(ReconcileError::BadConnectionString {
-            namespace: namespace.to_owned(),
-            name: reference.name.clone(),
-            problem: format!("key {:?} is not UTF-8 text", reference.key),
+            origin,
+            problem: ConnectionStringProblem::NotUtf8,
         }),
         None => Err(ReconcileError::SecretKeyMissing {
             namespace: namespace.to_owned(),
@@ -67,6 +89,8 @@ pub fn value_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errors::chain;
+    use crate::health::report::Reason;
     use k8s_openapi::ByteString;
     use std::collections::BTreeMap;
 
@@ -94,10 +118,11 @@ mod tests {
             b"HostName=h;SharedAccessKeyName=p;SharedAccessKey=c2VjcmV0\n",
         );
         let value = value_of(&secret, "iot", &reference()).unwrap();
-        assert_eq!(
-            value.expose(),
-            "HostName=h;SharedAccessKeyName=p;SharedAccessKey=c2VjcmV0"
-        );
+        let HubCredentials::ConnectionString(parsed) = &value else {
+            panic!("a connection string");
+        };
+        assert_eq!(parsed.host_name(), "h");
+        assert_eq!(parsed.key().expose(), "c2VjcmV0");
         assert!(!format!("{value:?}").contains("c2VjcmV0"));
     }
 
@@ -112,16 +137,38 @@ mod tests {
     }
 
     #[test]
-    fn empty_or_binary_values_are_refused_without_showing_them() {
+    fn empty_binary_or_malformed_values_are_refused_without_showing_them() {
         let empty =
             value_of(&secret_with("connectionString", b"  "), "iot", &reference()).unwrap_err();
-        assert!(empty.to_string().contains("is empty"));
+        assert_eq!(
+            chain(&empty),
+            "the connection string in Secret iot/hub key \"connectionString\" is not usable: the value is empty"
+        );
         let binary = value_of(
             &secret_with("connectionString", &[0xff, 0xfe, 0x01]),
             "iot",
             &reference(),
         )
         .unwrap_err();
-        assert!(binary.to_string().contains("not UTF-8"));
+        assert!(
+            chain(&binary).ends_with("is not UTF-8 text"),
+            "{}",
+            chain(&binary)
+        );
+        let malformed = value_of(
+            &secret_with("connectionString", b"SharedAccessKey=c2VjcmV0"),
+            "iot",
+            &reference(),
+        )
+        .unwrap_err();
+        assert!(
+            chain(&malformed).contains("missing HostName"),
+            "{}",
+            chain(&malformed)
+        );
+        assert!(!chain(&malformed).contains("c2VjcmV0"));
+        for error in [empty, binary, malformed] {
+            assert_eq!(error.stall_reason(), Some(Reason::InvalidSpec));
+        }
     }
 }

@@ -38,8 +38,13 @@ pub fn export_status(
 
 /// Publishes one gauge set per device and module, and drops series of devices that left
 /// the watch.
-pub fn export_devices(metrics: &Metrics, namespace: &str, watch: &str, reports: &[DeviceReport]) {
-    for report in reports {
+pub fn export_devices<'a>(
+    metrics: &Metrics,
+    namespace: &str,
+    watch: &str,
+    reports: impl IntoIterator<Item = &'a DeviceReport> + Clone,
+) {
+    for report in reports.clone() {
         let status_of = |type_| {
             report
                 .condition(type_)
@@ -66,7 +71,7 @@ pub fn export_devices(metrics: &Metrics, namespace: &str, watch: &str, reports: 
     metrics.retain_devices(
         namespace,
         watch,
-        reports.iter().map(|r| r.device_id.as_str()),
+        reports.into_iter().map(|r| r.device_id.as_str()),
     );
 }
 

@@ -13,7 +13,7 @@ use crate::health::report::DeviceReport;
 
 use crate::controller::decide::events::{Faults, carried_faults, faults_of_entry};
 use crate::health::DeviceMemory;
-use pings::PingLedger;
+use pings::{PingLedger, PingRecord};
 
 /// In-memory state of one watch.
 #[derive(Debug, Clone, Default)]
@@ -66,6 +66,19 @@ impl WatchState {
             .iter()
             .map(|r| (r.device_id.clone(), r.clone()))
             .collect();
+    }
+
+    /// Remembers the pings a sweep made.
+    pub fn record_pings(&mut self, pings: Vec<(String, PingRecord)>) {
+        for (device, record) in pings {
+            self.pings.record(&device, record);
+        }
+    }
+
+    /// The last sweep does not count: its status could not be published, so the next
+    /// reconcile sweeps again instead of waiting out the interval.
+    pub fn forget_success(&mut self) {
+        self.last_success = None;
     }
 
     /// Forgets devices that left the watch.

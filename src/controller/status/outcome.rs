@@ -29,7 +29,7 @@ pub fn status_after_failure(
         status.conditions = stalled(
             &status.conditions,
             reason,
-            &error.to_string(),
+            &crate::errors::chain(error),
             generation,
             now,
         );
@@ -78,6 +78,11 @@ pub fn status_when_suspended(
 mod tests {
     use super::*;
     use crate::controller::prepare::settings::InvalidSpec;
+    use crate::iothub::{ErrorKind, IotHubError, Operation};
+
+    fn hub_error(kind: ErrorKind) -> IotHubError {
+        IotHubError::new(kind, Operation::GetModuleTwin, "detail")
+    }
     use crate::controller::status::build::{StatusLimits, Sweep, build_status};
     use crate::controller::test_reports::healthy;
 
@@ -138,15 +143,18 @@ mod tests {
     fn each_stall_reason_reaches_the_status() {
         let cases = [
             (
-                ReconcileError::AuthenticationFailed("401 Unauthorized".into()),
+                ReconcileError::from_hub("h", hub_error(ErrorKind::Unauthorized)),
                 "AuthenticationFailed",
             ),
             (
-                ReconcileError::InvalidSpec(InvalidSpec("spec.interval: x".into())),
+                ReconcileError::InvalidSpec(InvalidSpec::one("spec.interval", "x")),
                 "InvalidSpec",
             ),
             (
-                ReconcileError::HubNotFound("nohub.azure-devices.net".into()),
+                ReconcileError::from_hub(
+                    "nohub.azure-devices.net",
+                    hub_error(ErrorKind::HubNotFound),
+                ),
                 "HubNotFound",
             ),
         ];
@@ -161,7 +169,7 @@ mod tests {
     #[test]
     fn throttling_keeps_the_last_known_state_and_says_throttled() {
         let before = ready_status();
-        let error = ReconcileError::Throttled { retry_after: None };
+        let error = ReconcileError::from_hub("h", hub_error(ErrorKind::Throttled));
         let after =
             status_after_failure(Some(&before), &error, Some(1), at("2026-01-01T00:01:00Z"))
                 .unwrap();
@@ -179,7 +187,7 @@ mod tests {
 
     #[test]
     fn transient_failures_leave_the_status_alone() {
-        let error = ReconcileError::IotHub("503 Service Unavailable".into());
+        let error = ReconcileError::from_hub("h", hub_error(ErrorKind::Server));
         assert!(
             status_after_failure(
                 Some(&ready_status()),
@@ -195,7 +203,7 @@ mod tests {
     fn suspension_is_stated_on_ready_and_clears_stalled() {
         let stalled = status_after_failure(
             Some(&ready_status()),
-            &ReconcileError::AuthenticationFailed("401".into()),
+            &ReconcileError::from_hub("h", hub_error(ErrorKind::Unauthorized)),
             Some(1),
             at("2026-01-01T00:00:00Z"),
         )

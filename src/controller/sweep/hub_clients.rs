@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use crate::iothub::{
-    ClientConfig, ConnectionString, Credential, IotHubClient, RequestObserver,
-    WorkloadIdentityConfig,
+    ClientConfig, Credential, IotHubClient, RequestObserver, WorkloadIdentityConfig,
 };
 
 use crate::controller::error::ReconcileError;
@@ -81,36 +80,27 @@ impl HubClients {
 
     fn build(&self, credentials: &HubCredentials) -> Result<IotHubClient, ReconcileError> {
         let (host_name, credential) = match credentials {
-            HubCredentials::ConnectionString(text) => {
-                let parsed = ConnectionString::parse(text.expose()).map_err(|e| {
-                    ReconcileError::InvalidSpec(crate::controller::prepare::settings::InvalidSpec(
-                        format!("the referenced connection string is not usable: {e}"),
-                    ))
-                })?;
-                (
-                    parsed.host_name().to_owned(),
-                    Credential::SharedAccessKey(parsed),
-                )
-            }
+            HubCredentials::ConnectionString(parsed) => (
+                parsed.host_name().to_owned(),
+                Credential::SharedAccessKey(parsed.clone()),
+            ),
             HubCredentials::WorkloadIdentity {
                 host_name,
                 client_id,
             } => {
-                let mut identity = WorkloadIdentityConfig::from_env().map_err(|e| {
-                    ReconcileError::AuthenticationFailed(format!(
-                        "Azure Workload Identity is not set up for this pod: {e}"
-                    ))
-                })?;
+                let mut identity = WorkloadIdentityConfig::from_env()
+                    .map_err(ReconcileError::WorkloadIdentityUnavailable)?;
                 if let Some(id) = client_id {
                     identity.client_id = id.clone();
                 }
                 (host_name.clone(), Credential::WorkloadIdentity(identity))
             }
         };
-        IotHubClient::new(self.template.config(&host_name), credential).map_err(|e| {
-            ReconcileError::InvalidSpec(crate::controller::prepare::settings::InvalidSpec(format!(
-                "cannot build an IoT Hub client for {host_name}: {e}"
-            )))
+        IotHubClient::new(self.template.config(&host_name), credential).map_err(|source| {
+            ReconcileError::ClientSetup {
+                hub: host_name,
+                source,
+            }
         })
     }
 }
@@ -118,9 +108,13 @@ impl HubClients {
 fn fingerprint(credentials: &HubCredentials) -> [u8; 32] {
     let mut hash = Sha256::new();
     match credentials {
-        HubCredentials::ConnectionString(text) => {
+        HubCredentials::ConnectionString(parsed) => {
             hash.update(b"sas\0");
-            hash.update(text.expose().as_bytes());
+            hash.update(parsed.host_name().as_bytes());
+            hash.update(b"\0");
+            hash.update(parsed.key_name().as_bytes());
+            hash.update(b"\0");
+            hash.update(parsed.key().expose().as_bytes());
         }
         HubCredentials::WorkloadIdentity {
             host_name,
@@ -138,7 +132,7 @@ fn fingerprint(credentials: &HubCredentials) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iothub::Secret;
+    use crate::iothub::ConnectionString;
 
     fn iot_a() -> WatchKey {
         WatchKey {
@@ -148,9 +142,12 @@ mod tests {
     }
 
     fn sas(key: &str) -> HubCredentials {
-        HubCredentials::ConnectionString(Secret::new(format!(
-            "HostName=plant-a.azure-devices.net;SharedAccessKeyName=edgewatch;SharedAccessKey={key}"
-        )))
+        HubCredentials::ConnectionString(
+            ConnectionString::parse(&format!(
+                "HostName=plant-a.azure-devices.net;SharedAccessKeyName=edgewatch;SharedAccessKey={key}"
+            ))
+            .unwrap(),
+        )
     }
 
     #[test]
@@ -166,16 +163,19 @@ mod tests {
     }
 
     #[test]
-    fn a_malformed_connection_string_is_an_invalid_spec_without_the_key() {
-        let bad = HubCredentials::ConnectionString(Secret::new("SharedAccessKey=c2VjcmV0"));
-        let error = HubClients::default()
-            .client_for(&iot_a(), &bad)
-            .unwrap_err();
+    fn a_client_that_cannot_be_set_up_is_an_invalid_spec_naming_the_hub() {
+        let clients = HubClients::new(HubClientTemplate {
+            extra_ca_pem: Some(b"not a certificate".to_vec()),
+            ..HubClientTemplate::default()
+        });
+        let error = clients.client_for(&iot_a(), &sas("c2VjcmV0")).unwrap_err();
         assert_eq!(
             error.stall_reason(),
             Some(crate::health::report::Reason::InvalidSpec)
         );
-        assert!(!error.to_string().contains("c2VjcmV0"), "{error}");
+        let text = crate::errors::chain(&error);
+        assert!(text.contains("plant-a.azure-devices.net"), "{text}");
+        assert!(!text.contains("c2VjcmV0"), "{text}");
     }
 
     #[test]

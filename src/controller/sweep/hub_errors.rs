@@ -8,28 +8,14 @@ use crate::iothub::{ErrorKind, IotHubError};
 
 use crate::controller::error::ReconcileError;
 
-impl From<IotHubError> for ReconcileError {
-    fn from(error: IotHubError) -> Self {
-        match error.kind() {
-            ErrorKind::Unauthorized => ReconcileError::AuthenticationFailed(error.to_string()),
-            ErrorKind::HubNotFound => ReconcileError::HubNotFound(error.to_string()),
-            ErrorKind::Throttled => ReconcileError::Throttled {
-                retry_after: error.retry_after(),
-            },
-            _ => ReconcileError::IotHub(error.to_string()),
-        }
-    }
-}
-
-/// A failure of the selector query: IoT Hub refusing the query text is a spec problem.
-pub fn selector_failure(error: IotHubError) -> ReconcileError {
+/// A failure of the selector query against `hub`: IoT Hub refusing the query text is a
+/// spec problem.
+pub fn selector_failure(hub: &str, error: IotHubError) -> ReconcileError {
     match error.kind() {
         ErrorKind::Rejected | ErrorKind::InvalidRequest => {
-            ReconcileError::InvalidSpec(crate::controller::prepare::settings::InvalidSpec(format!(
-                "spec.selector.query was refused by IoT Hub: {error}"
-            )))
+            ReconcileError::SelectorRefused(Box::new(error))
         }
-        _ => error.into(),
+        _ => ReconcileError::from_hub(hub, error),
     }
 }
 
@@ -83,26 +69,32 @@ mod tests {
 
     #[test]
     fn watch_level_failures_map_to_stall_reasons() {
-        let auth: ReconcileError = error(ErrorKind::Unauthorized).into();
+        let auth = ReconcileError::from_hub("h", error(ErrorKind::Unauthorized));
         assert_eq!(auth.stall_reason(), Some(Reason::AuthenticationFailed));
-        let hub: ReconcileError = error(ErrorKind::HubNotFound).into();
+        let hub = ReconcileError::from_hub("h", error(ErrorKind::HubNotFound));
         assert_eq!(hub.stall_reason(), Some(Reason::HubNotFound));
-        let throttled: ReconcileError = error(ErrorKind::Throttled)
-            .with_retry_after(Some(Duration::from_secs(9)))
-            .into();
+        let throttled = ReconcileError::from_hub(
+            "h",
+            error(ErrorKind::Throttled).with_retry_after(Some(Duration::from_secs(9))),
+        );
         assert!(throttled.is_throttled());
         assert_eq!(throttled.minimum_delay(), Some(Duration::from_secs(9)));
-        let server: ReconcileError = error(ErrorKind::Server).into();
+        let server = ReconcileError::from_hub("h", error(ErrorKind::Server));
         assert_eq!(server.stall_reason(), None);
         assert!(!server.is_throttled());
     }
 
     #[test]
-    fn a_refused_selector_is_an_invalid_spec() {
-        let refused = selector_failure(error(ErrorKind::Rejected));
+    fn a_refused_selector_is_an_invalid_spec_keeping_the_hub_error() {
+        let refused = selector_failure("h", error(ErrorKind::Rejected));
         assert_eq!(refused.stall_reason(), Some(Reason::InvalidSpec));
-        assert!(refused.to_string().contains("spec.selector.query"));
-        let auth = selector_failure(error(ErrorKind::Unauthorized));
+        let text = crate::errors::chain(&refused);
+        assert!(
+            text.starts_with("spec.selector.query: IoT Hub refused the query: "),
+            "{text}"
+        );
+        assert!(text.ends_with("detail"), "{text}");
+        let auth = selector_failure("h", error(ErrorKind::Unauthorized));
         assert_eq!(auth.stall_reason(), Some(Reason::AuthenticationFailed));
     }
 

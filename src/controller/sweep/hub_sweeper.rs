@@ -6,19 +6,17 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 
 use crate::api::EdgeDeviceWatchSpec;
-use crate::health::report::DeviceReport;
 use crate::health::{
-    DeviceMemory, DeviceTwins, PingOutcome, Policy, PropertyCheck, PropertySelection,
-    RestartLoopPolicy, evaluate,
+    DeviceTwins, PingOutcome, Policy, PropertyCheck, PropertySelection, RestartLoopPolicy, evaluate,
 };
+use crate::iothub::IotHubClient;
 use crate::twin::{EDGE_AGENT, EDGE_HUB, EdgeAgentTwin, EdgeHubTwin, ModuleTwin};
 
-use super::{SweepOutput, SweepRequest, Sweeper};
+use super::{Observations, PreparedWatch, SweepCost, SweepFailure, Sweeper, Verdict};
 use crate::controller::error::ReconcileError;
 use crate::controller::key::WatchKey;
 use crate::controller::prepare::settings::WatchSettings;
 use crate::controller::state::WatchState;
-use crate::controller::state::pings::PingLedger;
 use crate::controller::sweep::hub_clients::{HubClientTemplate, HubClients};
 use crate::controller::sweep::read_plan::{QuotaBudget, needs_confirmation};
 use crate::controller::sweep::reads::{
@@ -43,62 +41,62 @@ impl HubSweeper {
 impl Sweeper for HubSweeper {
     async fn sweep(
         &self,
-        request: SweepRequest<'_>,
-        state: &mut WatchState,
-    ) -> Result<SweepOutput, ReconcileError> {
-        let key = request.key;
-        let client = self.clients.client_for(key, request.credentials)?;
-        let devices = resolve_devices(&client, request.spec).await?;
+        watch: &PreparedWatch<'_>,
+        state: &WatchState,
+    ) -> Result<Observations, SweepFailure> {
+        let client = self.clients.client_for(watch.key, watch.credentials)?;
+        let devices = resolve_devices(&client, watch.spec).await?;
         if devices.dropped > 0 {
             tracing::warn!(
-                watch = %key,
+                watch = %watch.key,
                 dropped = devices.dropped,
                 "watch covers more devices than one watch sweeps; split it"
             );
         }
-        state.retain_devices(&devices.ids);
-        let modules = module_ids(request.spec);
+        let modules = module_ids(watch.spec);
         let (mut reads, quota_time) =
             read_twins(&client, &devices.ids, &modules, &self.budget).await?;
-        if request.settings.ping_enabled {
+        let pings = if watch.settings.ping_enabled {
             let due: Vec<String> = state
                 .pings
-                .due(&devices.ids, request.now, request.settings.ping_interval)
+                .due(&devices.ids, watch.now, watch.settings.ping_interval)
                 .into_iter()
                 .map(str::to_owned)
                 .collect();
-            let (records, stop) =
-                ping_devices(&client, due, request.settings.ping_timeout, request.now).await;
-            for (device, record) in records {
-                state.pings.record(&device, record);
-            }
+            let (pings, stop) =
+                ping_devices(&client, due, watch.settings.ping_timeout, watch.now).await;
             if let Some(error) = stop {
-                return Err(error.into());
+                return Err(SweepFailure {
+                    error: ReconcileError::from_hub(client.hub(), error),
+                    pings,
+                });
             }
-        }
-        let judge = Judge {
-            policy: policy(request.spec, request.settings),
-            ping_enabled: request.settings.ping_enabled,
-            now: request.now,
+            pings
+        } else {
+            Vec::new()
         };
-        let mut verdicts = judge.all(&devices.ids, &reads, state);
-        let doubtful = doubtful_devices(&verdicts, &reads, state);
-        if !doubtful.is_empty() {
-            confirm_by_get(&client, &doubtful, &modules, &mut reads).await?;
-            let confirmed = judge.all(&doubtful, &reads, state);
-            replace_verdicts(&mut verdicts, confirmed);
+        let judged = Judge {
+            policy: policy(watch.spec, watch.settings),
+            ping_enabled: watch.settings.ping_enabled,
+            now: watch.now,
+            state,
+            fresh_pings: pings
+                .iter()
+                .map(|(d, r)| (d.as_str(), &r.outcome))
+                .collect(),
         }
-        let mut reports = Vec::with_capacity(verdicts.len());
-        for (report, memory) in verdicts {
-            if let Some(memory) = memory {
-                state.restarts.insert(report.device_id.clone(), memory);
-            }
-            reports.push(report);
-        }
-        Ok(SweepOutput {
+        .confirmed(&client, &devices.ids, &modules, &mut reads)
+        .await;
+        let verdicts = match judged {
+            Ok(verdicts) => verdicts,
+            Err(error) => return Err(SweepFailure { error, pings }),
+        };
+        Ok(Observations {
             hub: client.hub().to_owned(),
-            reports,
-            quota_time,
+            devices: devices.ids,
+            pings,
+            verdicts,
+            cost: SweepCost { quota_time },
         })
     }
 
@@ -131,58 +129,83 @@ pub fn policy(spec: &EdgeDeviceWatchSpec, settings: &WatchSettings) -> Policy {
     }
 }
 
-/// A verdict and the restart memory to keep (`None` when the previous verdict was kept).
-type Verdict = (DeviceReport, Option<DeviceMemory>);
-
-/// Judges devices with one policy at one instant.
-struct Judge {
+/// Judges devices with one policy at one instant, from the watch's state and the pings
+/// of this sweep.
+struct Judge<'a> {
     policy: Policy,
     ping_enabled: bool,
     now: Timestamp,
+    state: &'a WatchState,
+    fresh_pings: HashMap<&'a str, &'a PingOutcome>,
 }
 
-impl Judge {
-    fn all(
+impl Judge<'_> {
+    /// The verdicts on `devices`; those judged from query data that would change are
+    /// judged again after a confirming GET.
+    async fn confirmed(
         &self,
+        client: &IotHubClient,
         devices: &[String],
-        reads: &HashMap<String, DeviceReads>,
-        state: &WatchState,
-    ) -> Vec<Verdict> {
+        modules: &[String],
+        reads: &mut HashMap<String, DeviceReads>,
+    ) -> Result<Vec<Verdict>, ReconcileError> {
+        let mut verdicts = self.all(devices, reads);
+        let doubtful = doubtful_devices(&verdicts, reads, self.state);
+        if !doubtful.is_empty() {
+            confirm_by_get(client, &doubtful, modules, reads).await?;
+            let confirmed = self.all(&doubtful, reads);
+            replace_verdicts(&mut verdicts, confirmed);
+        }
+        Ok(verdicts)
+    }
+
+    fn all(&self, devices: &[String], reads: &HashMap<String, DeviceReads>) -> Vec<Verdict> {
         devices
             .iter()
-            .map(|device| self.one(device, reads.get(device), state))
+            .map(|device| self.one(device, reads.get(device)))
             .collect()
     }
 
     /// A device whose twins could not be read this sweep keeps its previous verdict
     /// when there is one.
-    fn one(&self, device: &str, reads: Option<&DeviceReads>, state: &WatchState) -> Verdict {
+    fn one(&self, device: &str, reads: Option<&DeviceReads>) -> Verdict {
         let failed = reads.is_none_or(|r| r.failure.is_some());
-        if failed && let Some(previous) = state.reports.get(device) {
-            return (previous.clone(), None);
+        if failed && let Some(previous) = self.state.reports.get(device) {
+            return Verdict {
+                report: previous.clone(),
+                memory: None,
+            };
         }
         let twins = device_twins(device, reads);
         let ping = match reads.and_then(|r| r.not_found.clone()) {
             Some(not_found) => PingOutcome::DeviceNotFound(not_found),
-            None if self.ping_enabled => ping_for(&state.pings, device),
+            None if self.ping_enabled => self.last_ping(device),
             None => PingOutcome::Skipped,
         };
         let evaluation = evaluate(
             &twins,
             &ping,
-            state.restarts.get(device),
+            self.state.restarts.get(device),
             &self.policy,
             self.now,
         );
-        (evaluation.report, Some(evaluation.memory))
+        Verdict {
+            report: evaluation.report,
+            memory: Some(evaluation.memory),
+        }
     }
-}
 
-/// The last ping of a device as the evaluator reads it; never pinged reads as skipped.
-fn ping_for(pings: &PingLedger, device: &str) -> PingOutcome {
-    pings
-        .get(device)
-        .map_or(PingOutcome::Skipped, |record| record.outcome.clone())
+    /// This sweep's ping of the device, else the last one known; never pinged reads as
+    /// skipped.
+    fn last_ping(&self, device: &str) -> PingOutcome {
+        if let Some(outcome) = self.fresh_pings.get(device) {
+            return (*outcome).clone();
+        }
+        self.state
+            .pings
+            .get(device)
+            .map_or(PingOutcome::Skipped, |record| record.outcome.clone())
+    }
 }
 
 fn device_twins(device: &str, reads: Option<&DeviceReads>) -> DeviceTwins {
@@ -222,7 +245,7 @@ fn doubtful_devices(
 ) -> Vec<String> {
     verdicts
         .iter()
-        .map(|(r, _)| r)
+        .map(|v| &v.report)
         .filter(|r| reads.get(&r.device_id).is_some_and(|x| x.from_query))
         .filter(|r| needs_confirmation(state.reports.get(&r.device_id), r))
         .map(|r| r.device_id.clone())
@@ -232,10 +255,10 @@ fn doubtful_devices(
 fn replace_verdicts(verdicts: &mut [Verdict], confirmed: Vec<Verdict>) {
     let mut by_id: HashMap<String, Verdict> = confirmed
         .into_iter()
-        .map(|v| (v.0.device_id.clone(), v))
+        .map(|v| (v.report.device_id.clone(), v))
         .collect();
     for verdict in verdicts.iter_mut() {
-        if let Some(newer) = by_id.remove(&verdict.0.device_id) {
+        if let Some(newer) = by_id.remove(&verdict.report.device_id) {
             *verdict = newer;
         }
     }

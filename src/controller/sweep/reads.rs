@@ -50,7 +50,7 @@ pub async fn resolve_devices(
         .query(selector_query(&selector.query))
         .try_collect()
         .await
-        .map_err(selector_failure)?;
+        .map_err(|e| selector_failure(client.hub(), e))?;
     let selected: Vec<String> = rows
         .iter()
         .filter_map(|row| row.get("deviceId").and_then(Value::as_str))
@@ -84,7 +84,11 @@ pub async fn read_twins(
         .map(|d| (d.clone(), DeviceReads::default()))
         .collect();
     for batch in &plan.queries {
-        let items: Vec<Value> = client.query(batch.query.clone()).try_collect().await?;
+        let items: Vec<Value> = client
+            .query(batch.query.clone())
+            .try_collect()
+            .await
+            .map_err(|e| ReconcileError::from_hub(client.hub(), e))?;
         for id in &batch.device_ids {
             if let Some(r) = reads.get_mut(id) {
                 r.from_query = true;
@@ -157,7 +161,7 @@ async fn get_into(
             Ok(value) => {
                 r.twins.insert(key.module_id, value);
             }
-            Err(e) if stops_the_sweep(&e) => return Err(e.into()),
+            Err(e) if stops_the_sweep(&e) => return Err(ReconcileError::from_hub(client.hub(), e)),
             Err(e) if e.kind() == ErrorKind::DeviceNotFound => r.not_found = Some(ping_error(&e)),
             Err(e) if e.kind() == ErrorKind::ModuleNotFound => {}
             Err(e) => r.failure = Some(e.to_string()),

@@ -1,22 +1,26 @@
 //! The production sweeper against the in-process IoT Hub simulator over real HTTP: device
-//! resolution, batched reads, GET confirmation, ping cadence and hub-level failures.
+//! resolution, batched reads, GET confirmation, ping cadence and hub-level failures. The
+//! watch's state is folded by `decide`, as in every reconcile.
 
 use std::time::Duration;
 
-use edgewatch::api::EdgeDeviceWatchSpec;
-use edgewatch::controller::error::ReconcileError;
-use edgewatch::controller::key::WatchKey;
-use edgewatch::controller::prepare::credentials::HubCredentials;
-use edgewatch::controller::prepare::settings::WatchSettings;
-use edgewatch::controller::state::WatchState;
-use edgewatch::controller::sweep::hub_clients::HubClientTemplate;
-use edgewatch::controller::sweep::hub_sweeper::HubSweeper;
-use edgewatch::controller::sweep::read_plan::QuotaBudget;
-use edgewatch::controller::sweep::{SweepOutput, SweepRequest, Sweeper};
-use edgewatch::health::report::{ConditionStatus, ConditionType, DeviceReport, Reason};
-use edgewatch::iothub::Secret;
-use edgewatch::sim::{self, Action, ClockMode, Scenario, SimConfig, SimHandle};
 use jiff::SignedDuration;
+
+use super::hub_clients::HubClientTemplate;
+use super::hub_sweeper::HubSweeper;
+use super::read_plan::QuotaBudget;
+use super::{Observations, PreparedWatch, Sweeper};
+use crate::api::EdgeDeviceWatchSpec;
+use crate::controller::decide::{Attempt, Decision, Facts, decide};
+use crate::controller::error::ReconcileError;
+use crate::controller::key::WatchKey;
+use crate::controller::prepare::credentials::HubCredentials;
+use crate::controller::prepare::settings::WatchSettings;
+use crate::controller::state::WatchState;
+use crate::controller::status::build::StatusLimits;
+use crate::health::report::{ConditionStatus, ConditionType, DeviceReport, Reason};
+use crate::iothub::ConnectionString;
+use crate::sim::{self, Action, ClockMode, Scenario, SimConfig, SimHandle};
 
 const SCENARIO: &str = "\
 devices:
@@ -67,30 +71,52 @@ fn spec(extra: &str) -> EdgeDeviceWatchSpec {
     .unwrap()
 }
 
+/// Sweeps once and folds what it saw into `state` through `decide`.
 async fn sweep(
     sweeper: &HubSweeper,
     sim: &SimHandle,
     spec: &EdgeDeviceWatchSpec,
     credentials: &HubCredentials,
     state: &mut WatchState,
-) -> Result<SweepOutput, ReconcileError> {
+) -> Result<Observations, ReconcileError> {
     let settings = WatchSettings::from_spec(spec).unwrap();
     let key = WatchKey {
         namespace: "iot".into(),
         name: "plant-a".into(),
     };
-    let request = SweepRequest {
+    let now = sim.clock().now();
+    let watch = PreparedWatch {
         key: &key,
         spec,
         settings: &settings,
         credentials,
-        now: sim.clock().now(),
+        now,
     };
-    sweeper.sweep(request, state).await
+    let observations = sweeper.sweep(&watch, state).await.map_err(|f| f.error)?;
+    fold(state, observations.clone(), now);
+    Ok(observations)
+}
+
+/// What `decide` makes of `observations` (and the state after it).
+fn fold(state: &mut WatchState, observations: Observations, now: jiff::Timestamp) -> Decision {
+    let facts = Facts {
+        generation: Some(1),
+        host_name: None,
+        previous: None,
+        now,
+        limits: &StatusLimits::default(),
+    };
+    let attempt = Attempt::Swept {
+        observations,
+        interval: Duration::from_secs(60),
+    };
+    let mut decision = decide(&facts, attempt, std::mem::take(state));
+    std::mem::swap(state, &mut decision.state);
+    decision
 }
 
 fn sas(sim: &SimHandle) -> HubCredentials {
-    HubCredentials::ConnectionString(Secret::new(sim.connection_string()))
+    HubCredentials::ConnectionString(ConnectionString::parse(&sim.connection_string()).unwrap())
 }
 
 fn aspect(report: &DeviceReport, type_: ConditionType) -> (ConditionStatus, Reason) {
@@ -98,12 +124,8 @@ fn aspect(report: &DeviceReport, type_: ConditionType) -> (ConditionStatus, Reas
     (c.status, c.reason)
 }
 
-fn report<'a>(output: &'a SweepOutput, device: &str) -> &'a DeviceReport {
-    output
-        .reports
-        .iter()
-        .find(|r| r.device_id == device)
-        .unwrap()
+fn report<'a>(output: &'a Observations, device: &str) -> &'a DeviceReport {
+    output.reports().find(|r| r.device_id == device).unwrap()
 }
 
 #[tokio::test]
@@ -116,8 +138,9 @@ async fn explicit_devices_are_read_pinged_and_judged() {
         .await
         .unwrap();
     assert_eq!(output.hub, sim.host_name());
-    assert_eq!(output.reports.len(), 2);
-    for r in &output.reports {
+    assert_eq!(output.verdicts.len(), 2);
+    assert_eq!(output.pings.len(), 2);
+    for r in output.reports() {
         assert!(r.is_ready(), "{:#?}", r.conditions);
         assert_eq!(
             aspect(r, ConditionType::Reachable),
@@ -147,11 +170,7 @@ async fn the_selector_adds_only_matching_edge_devices() {
     )
     .await
     .unwrap();
-    let ids: Vec<&str> = output
-        .reports
-        .iter()
-        .map(|r| r.device_id.as_str())
-        .collect();
+    let ids: Vec<&str> = output.reports().map(|r| r.device_id.as_str()).collect();
     assert_eq!(ids, ["line1-gw", "line2-gw"]);
 }
 
@@ -221,6 +240,7 @@ async fn an_offline_device_is_unreachable_once_pinged() {
     );
     assert!(report(&output, "line1-gw").is_ready());
     assert_eq!(state.memory().ping_failures.len(), 1);
+    assert!(output.pings.iter().any(|(d, _)| d == "line2-gw"));
 }
 
 #[tokio::test]
@@ -229,10 +249,9 @@ async fn batched_queries_read_the_fleet_and_a_changed_verdict_is_confirmed_by_ge
     let sweeper = sweeper(&sim, query_budget());
     let spec = spec("devices: [line1-gw, line2-gw, other-gw]\n");
     let mut state = WatchState::default();
-    let first = sweep(&sweeper, &sim, &spec, &sas(&sim), &mut state)
+    sweep(&sweeper, &sim, &spec, &sas(&sim), &mut state)
         .await
         .unwrap();
-    state.remember(&first.reports);
     let after_first = sim.request_counts();
     assert_eq!(after_first.queries, 1, "one query covers every twin");
     assert_eq!(
@@ -280,7 +299,7 @@ async fn a_wrong_key_is_authentication_failed() {
         })
         .collect::<Vec<_>>()
         .join(";");
-    let credentials = HubCredentials::ConnectionString(Secret::new(wrong));
+    let credentials = HubCredentials::ConnectionString(ConnectionString::parse(&wrong).unwrap());
     let spec = spec("devices: [line1-gw]\n");
     let error = sweep(
         &sweeper,
@@ -308,8 +327,7 @@ async fn a_device_that_cannot_be_read_keeps_its_previous_verdict() {
     let first = sweep(&sweeper, &sim, &spec, &sas(&sim), &mut state)
         .await
         .unwrap();
-    state.remember(&first.reports);
-    sim.set_faults(edgewatch::sim::FaultRates {
+    sim.set_faults(crate::sim::FaultRates {
         server_error: 1.0,
         ..Default::default()
     })
@@ -321,7 +339,14 @@ async fn a_device_that_cannot_be_read_keeps_its_previous_verdict() {
     .await
     .expect("retries end")
     .expect("a failing device does not fail the sweep");
-    assert_eq!(second.reports, first.reports);
+    assert_eq!(
+        second.reports().collect::<Vec<_>>(),
+        first.reports().collect::<Vec<_>>()
+    );
+    assert!(
+        second.verdicts.iter().all(|v| v.memory.is_none()),
+        "kept, not re-judged"
+    );
 }
 
 #[tokio::test]
@@ -376,7 +401,7 @@ async fn a_failed_deployment_is_in_progress_within_grace_and_failed_after() {
                 "example/sensor:2.0".to_owned(),
             )]
             .into(),
-            outcome: edgewatch::sim::DeployOutcome::Failed,
+            outcome: crate::sim::DeployOutcome::Failed,
             delay: SignedDuration::from_secs(5),
         },
     )
@@ -402,38 +427,31 @@ async fn a_failed_deployment_is_in_progress_within_grace_and_failed_after() {
 
 #[tokio::test]
 async fn a_selector_matching_no_device_is_no_devices_matched() {
-    use edgewatch::controller::status::build::{StatusLimits, Sweep, build_status};
     let sim = simulator().await;
     let sweeper = sweeper(&sim, QuotaBudget::default());
     let spec = spec("selector: {query: \"tags.site = 'plant-z'\"}\n");
-    let output = sweep(
-        &sweeper,
-        &sim,
-        &spec,
-        &sas(&sim),
-        &mut WatchState::default(),
-    )
-    .await
-    .unwrap();
-    assert!(output.reports.is_empty());
-    let status = build_status(
-        &Sweep {
-            generation: Some(1),
-            hub: &output.hub,
-            reports: &output.reports,
-            memory: Default::default(),
-        },
-        None,
-        sim.clock().now(),
-        &StatusLimits::default(),
-    );
-    let ready = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let settings = WatchSettings::from_spec(&spec).unwrap();
+    let key = WatchKey {
+        namespace: "iot".into(),
+        name: "plant-z".into(),
+    };
+    let credentials = sas(&sim);
+    let watch = PreparedWatch {
+        key: &key,
+        spec: &spec,
+        settings: &settings,
+        credentials: &credentials,
+        now: sim.clock().now(),
+    };
+    let mut state = WatchState::default();
+    let output = sweeper.sweep(&watch, &state).await.unwrap();
+    assert!(output.verdicts.is_empty());
+    let decision = fold(&mut state, output, sim.clock().now());
+    let status = decision.status.unwrap();
+    let ready = status.condition("Ready").unwrap();
     assert_eq!(
         (ready.status.as_str(), ready.reason.as_str()),
         ("Unknown", "NoDevicesMatched")
     );
+    assert_eq!(status.summary.devices, 0);
 }
