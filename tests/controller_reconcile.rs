@@ -610,8 +610,17 @@ async fn an_invalid_spec_that_slipped_past_cel_stalls() {
     .await;
     h.reconcile().await;
     let status = h.status();
-    assert_eq!(find(&status, "Stalled").reason, "InvalidSpec");
-    assert!(find(&status, "Stalled").message.contains("spec.interval"));
+    let stalled = find(&status, "Stalled");
+    assert_eq!(stalled.reason, "InvalidSpec");
+    assert_eq!(stalled.message, "spec.interval: must be at least 10s");
+    assert_eq!(find(&status, "Ready").message, stalled.message);
+    // The same text in one Warning, not repeated while the spec stays as it is.
+    h.reconcile().await;
+    let events = h.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].type_.as_deref(), Some("Warning"));
+    assert_eq!(events[0].reason.as_deref(), Some("InvalidSpec"));
+    assert_eq!(events[0].note.as_deref(), Some(stalled.message.as_str()));
 }
 
 #[tokio::test]

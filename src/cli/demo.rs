@@ -57,7 +57,7 @@ pub fn run(args: &DemoArgs) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("edgewatch demo: {e:#}");
+            eprintln!("edgewatch demo: {}", crate::errors::chain(e.as_ref()));
             ExitCode::from(1)
         }
     }

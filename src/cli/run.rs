@@ -2,6 +2,7 @@
 //! through IoT Hub, writes status and Events; with leader election so several replicas
 //! can run safely.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::controller::status::build::StatusLimits;
 use crate::controller::sweep::hub_clients::HubClientTemplate;
 use crate::controller::sweep::hub_sweeper::HubSweeper;
 use crate::controller::sweep::read_plan::QuotaBudget;
+use crate::errors::chain;
 use crate::ops::metrics::Metrics;
 use crate::ops::server::{OpsArgs, Readiness};
 
@@ -86,7 +88,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     match runtime.block_on(operate(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "edgewatch run failed");
+            tracing::error!(error = %chain(error.as_ref()), "edgewatch run failed");
             ExitCode::from(2)
         }
     }
@@ -137,7 +139,7 @@ async fn operate(args: &RunArgs) -> anyhow::Result<()> {
     tracing::info!("controller stopped; releasing the Lease");
     leadership.resign().await;
     if let Err(error) = ops.shutdown().await {
-        tracing::warn!(%error, "metrics server did not stop cleanly");
+        tracing::warn!(error = %chain(&error), "metrics server did not stop cleanly");
     }
     Ok(())
 }
@@ -214,10 +216,14 @@ async fn shutdown_signal() {
     }
 }
 
+/// Logs go to stderr, in colour only when it is a terminal.
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

@@ -105,7 +105,7 @@ async fn campaign(
                     leading.send_replace(state);
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "leader election failed; following until it recovers");
+                    tracing::warn!(error = %crate::errors::chain(&error), "leader election failed; following until it recovers");
                     leading.send_replace(false);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
@@ -114,6 +114,6 @@ async fn campaign(
     }
     leading.send_replace(false);
     if let Err(error) = manager.release().await {
-        tracing::warn!(%error, "releasing the leader Lease failed; it expires by itself");
+        tracing::warn!(error = %crate::errors::chain(&error), "releasing the leader Lease failed; it expires by itself");
     }
 }

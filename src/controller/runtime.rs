@@ -102,7 +102,9 @@ pub async fn run_controller<S: Sweeper>(
                     Err(controller::Error::ObjectNotFound(object)) => {
                         tracing::debug!(watch = %object, "watch deleted before its reconcile")
                     }
-                    Err(error) => tracing::warn!(%error, "controller error"),
+                    Err(error) => {
+                        tracing::warn!(error = %crate::errors::chain(&error), "controller error");
+                    }
                 }
             }
         })
