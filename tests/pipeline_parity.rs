@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use edgewatch::api::{EdgeDeviceWatch, EdgeDeviceWatchStatus};
 use edgewatch::cli::check::{CheckArgs, check};
-use edgewatch::cli::evaluate::OutputFormat;
+use edgewatch::cli::render::OutputFormat;
 use edgewatch::controller::context::Context;
 use edgewatch::controller::local::LocalWatch;
 use edgewatch::controller::prepare::credentials::GivenConnectionString;

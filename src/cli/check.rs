@@ -25,8 +25,7 @@ use crate::controller::sweep::hub_clients::HubClientTemplate;
 use crate::errors::chain;
 use crate::iothub::{Operation, RequestObserver};
 
-use super::evaluate::OutputFormat;
-use super::render;
+use super::render::{self, OutputFormat};
 
 /// Reconcile one EdgeDeviceWatch file against a hub, without Kubernetes.
 #[derive(Debug, clap::Args)]
@@ -268,20 +267,14 @@ fn render_status(
     format: OutputFormat,
     now: Timestamp,
 ) -> Result<String, CheckError> {
-    let status = &local.watch().status;
-    match format {
-        OutputFormat::Table => Ok(format!(
+    let table = |_: &Option<EdgeDeviceWatchStatus>| {
+        format!(
             "{}\n{}",
-            render::get_table(&[local.watch()], now),
-            render::describe(local.watch(), |id| local.report(id), now)
-        )),
-        OutputFormat::Json => serde_json::to_string_pretty(status)
-            .map(|s| s + "\n")
-            .map_err(|e| CheckError::Render(e.to_string())),
-        OutputFormat::Yaml => {
-            serde_saphyr::to_string(status).map_err(|e| CheckError::Render(e.to_string()))
-        }
-    }
+            render::watch::get_table(&[local.watch()], now),
+            render::watch::describe(local.watch(), |id| local.report(id), now)
+        )
+    };
+    render::output(&local.watch().status, format, table).map_err(CheckError::Render)
 }
 
 /// A spinner on stderr counting IoT Hub requests, drawn only when stderr is a terminal.

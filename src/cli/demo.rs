@@ -231,7 +231,7 @@ impl Demo {
             self.elapsed().as_secs()
         );
         let watches: Vec<&EdgeDeviceWatch> = self.watches.iter().map(|w| w.watch()).collect();
-        text.push_str(&render::get_table(&watches, now));
+        text.push_str(&render::watch::get_table(&watches, now));
         for failure in &self.failures {
             text.push_str(&format!("! {failure}\n"));
         }
@@ -240,7 +240,11 @@ impl Demo {
                 "\n$ kubectl describe edw -n demo {}\n",
                 kube::ResourceExt::name_any(watch.watch())
             ));
-            text.push_str(&render::describe(watch.watch(), |id| watch.report(id), now));
+            text.push_str(&render::watch::describe(
+                watch.watch(),
+                |id| watch.report(id),
+                now,
+            ));
         }
         text
     }

@@ -4,7 +4,6 @@
 //! Exit codes: 0 Ready, 1 not Ready (False or Unknown), 2 bad input (the message names
 //! the file and what is wrong).
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,9 +13,10 @@ use jiff::Timestamp;
 
 use crate::api::parse_duration;
 
-use crate::health::report::{DeviceReport, DriftItem, ModuleReport};
 use crate::health::{DeviceTwins, PingError, PingOutcome, Policy, evaluate};
 use crate::twin::{EdgeAgentTwin, EdgeHubTwin, ModuleTwin, TwinError};
+
+use super::render::{self, OutputFormat};
 
 /// Judge one IoT Edge device from its twin files.
 #[derive(clap::Args, Debug, Clone)]
@@ -73,14 +73,6 @@ impl PingArg {
     }
 }
 
-/// `-o` values.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    Table,
-    Json,
-    Yaml,
-}
-
 /// A problem with one input file, named by its flag and path.
 #[derive(Debug, thiserror::Error)]
 #[error("{flag} {}: {problem}", path.display())]
@@ -116,7 +108,7 @@ pub fn run(args: &EvaluateArgs) -> ExitCode {
     };
     let now = args.now.unwrap_or_else(Timestamp::now);
     let report = evaluate(&twins, &args.ping.outcome(), None, &policy, now).report;
-    let rendered = match render(&report, args.output) {
+    let rendered = match render::output(&report, args.output, render::device::report) {
         Ok(text) => text,
         Err(err) => {
             eprintln!("error: cannot render the report: {err}");
@@ -186,135 +178,6 @@ fn same_device(
     }
 }
 
-/// Renders the report in the chosen format.
-pub fn render(report: &DeviceReport, format: OutputFormat) -> Result<String, String> {
-    match format {
-        OutputFormat::Json => serde_json::to_string_pretty(report)
-            .map(|text| text + "\n")
-            .map_err(|e| e.to_string()),
-        OutputFormat::Yaml => serde_saphyr::to_string(report).map_err(|e| e.to_string()),
-        OutputFormat::Table => Ok(table_view(report)),
-    }
-}
-
-fn table_view(report: &DeviceReport) -> String {
-    let mut out = String::new();
-    let device = if report.device_id.is_empty() {
-        "(unknown)"
-    } else {
-        &report.device_id
-    };
-    let _ = writeln!(out, "Device: {device}");
-    if let Some(at) = report.reported_at {
-        let _ = writeln!(out, "Reported at: {at}");
-    }
-    out.push('\n');
-    let conditions = report
-        .conditions
-        .iter()
-        .map(|c| {
-            vec![
-                c.type_.as_str().to_owned(),
-                c.status.as_str().to_owned(),
-                c.reason.as_str().to_owned(),
-                c.message.clone(),
-            ]
-        })
-        .collect();
-    out.push_str(&table(
-        &["CONDITION", "STATUS", "REASON", "MESSAGE"],
-        conditions,
-    ));
-    if !report.modules.is_empty() {
-        out.push('\n');
-        let rows = report.modules.iter().map(module_row).collect();
-        let headers = [
-            "MODULE", "DESIRED", "RUNTIME", "EXIT", "RESTARTS", "VERDICT", "IMAGE",
-        ];
-        out.push_str(&table(&headers, rows));
-    }
-    if !report.drift.is_empty() {
-        out.push('\n');
-        let rows = report.drift.iter().map(drift_row).collect();
-        out.push_str(&table(&["DRIFT", "MODULE", "MESSAGE"], rows));
-    }
-    if !report.disconnected_clients.is_empty() {
-        out.push('\n');
-        let rows = report
-            .disconnected_clients
-            .iter()
-            .map(|c| {
-                vec![
-                    c.name.clone(),
-                    c.status.clone(),
-                    optional(c.last_connected),
-                    optional(c.last_disconnected),
-                ]
-            })
-            .collect();
-        let headers = ["CLIENT", "STATUS", "LAST CONNECTED", "LAST DISCONNECTED"];
-        out.push_str(&table(&headers, rows));
-    }
-    out
-}
-
-fn module_row(m: &ModuleReport) -> Vec<String> {
-    vec![
-        m.name.clone(),
-        m.desired_status.clone().unwrap_or_else(dash),
-        m.runtime_status.clone().unwrap_or_else(dash),
-        optional(m.exit_code),
-        optional(m.restart_count),
-        m.verdict.as_str().to_owned(),
-        m.image_reported
-            .clone()
-            .or_else(|| m.image_desired.clone())
-            .unwrap_or_else(dash),
-    ]
-}
-
-fn drift_row(d: &DriftItem) -> Vec<String> {
-    vec![
-        d.reason.as_str().to_owned(),
-        d.module.clone().unwrap_or_else(dash),
-        d.message.clone(),
-    ]
-}
-
-fn dash() -> String {
-    "-".to_owned()
-}
-
-fn optional<T: std::fmt::Display>(value: Option<T>) -> String {
-    value.map_or_else(dash, |v| v.to_string())
-}
-
-/// Left-aligned columns; the last one is not padded so long messages just run on.
-fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let header_row: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
-    let mut out = String::new();
-    for row in std::iter::once(&header_row).chain(rows.iter()) {
-        let last = row.len().saturating_sub(1);
-        for (i, cell) in row.iter().enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                let pad = widths[i] - cell.chars().count();
-                out.push_str(cell);
-                out.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,17 +196,5 @@ mod tests {
                 .to_string()
                 .contains("\"soon\"")
         );
-    }
-
-    #[test]
-    fn tables_align_all_but_the_last_column() {
-        let text = table(
-            &["A", "BB"],
-            vec![
-                vec!["long".into(), "x".into()],
-                vec!["s".into(), "y".into()],
-            ],
-        );
-        assert_eq!(text, "A     BB\nlong  x\ns     y\n");
     }
 }

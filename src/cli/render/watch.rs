@@ -3,11 +3,22 @@
 
 use std::fmt::Write as _;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::api::{AspectState, DeviceEntry, EdgeDeviceWatch, EdgeDeviceWatchStatus};
 use crate::health::report::DeviceReport;
+
+use super::{Layout, short_age};
+
+/// kubectl's `get`: columns three spaces apart.
+const GET: Layout = Layout { indent: "", gap: 3 };
+
+/// The tables inside kubectl's `describe`, indented under their heading.
+const DESCRIBE: Layout = Layout {
+    indent: "    ",
+    gap: 3,
+};
 
 /// The `kubectl get edw -o wide` table of the given watches (the CRD's printer columns).
 pub fn get_table(watches: &[&EdgeDeviceWatch], now: Timestamp) -> String {
@@ -23,7 +34,7 @@ pub fn get_table(watches: &[&EdgeDeviceWatch], now: Timestamp) -> String {
         "AGE",
     ];
     let rows = watches.iter().map(|w| get_row(w, now)).collect();
-    table(&headers, rows, "")
+    GET.table(&headers, rows)
 }
 
 fn get_row(watch: &EdgeDeviceWatch, now: Timestamp) -> Vec<String> {
@@ -115,11 +126,7 @@ fn describe_conditions(out: &mut String, status: &EdgeDeviceWatchStatus, now: Ti
             ]
         })
         .collect();
-    out.push_str(&table(
-        &["TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"],
-        rows,
-        "    ",
-    ));
+    out.push_str(&DESCRIBE.table(&["TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"], rows));
 }
 
 fn describe_devices<'a>(
@@ -134,7 +141,7 @@ fn describe_devices<'a>(
     };
     let _ = writeln!(out, "  Devices:{truncated}");
     let rows = status.devices.iter().map(device_row).collect();
-    out.push_str(&table(
+    out.push_str(&DESCRIBE.table(
         &[
             "DEVICE",
             "READY",
@@ -145,7 +152,6 @@ fn describe_devices<'a>(
             "PING",
         ],
         rows,
-        "    ",
     ));
     let findings: Vec<String> = status
         .devices
@@ -228,80 +234,12 @@ fn device_findings(entry: &DeviceEntry, report: Option<&DeviceReport>) -> Vec<St
     lines
 }
 
-/// kubectl's short age: `45s`, `3m12s`, `2h5m`, `4d`.
-pub fn short_age(then: Timestamp, now: Timestamp) -> String {
-    let secs = now.duration_since(then).max(SignedDuration::ZERO).as_secs();
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 600 => format!("{}m{}s", s / 60, s % 60),
-        s if s < 3 * 3600 => format!("{}m", s / 60),
-        s if s < 8 * 3600 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
-        s if s < 2 * 86400 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
-    }
-}
-
-/// Left-aligned columns separated by three spaces, every line prefixed with `indent`.
-fn table(headers: &[&str], rows: Vec<Vec<String>>, indent: &str) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let header_row: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
-    let mut out = String::new();
-    for row in std::iter::once(&header_row).chain(rows.iter()) {
-        let last = row.len().saturating_sub(1);
-        let mut line = String::from(indent);
-        for (i, cell) in row.iter().enumerate() {
-            if i == last {
-                line.push_str(cell);
-            } else {
-                let pad = widths[i] - cell.chars().count();
-                line.push_str(cell);
-                line.push_str(&" ".repeat(pad + 3));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn ages_read_like_kubectl() {
-        let now = at("2026-01-02T00:00:00Z");
-        assert_eq!(short_age(at("2026-01-01T23:59:15Z"), now), "45s");
-        assert_eq!(short_age(at("2026-01-01T23:56:48Z"), now), "3m12s");
-        assert_eq!(short_age(at("2026-01-01T22:00:00Z"), now), "120m");
-        assert_eq!(short_age(at("2026-01-01T19:55:00Z"), now), "4h5m");
-        assert_eq!(short_age(at("2025-12-29T00:00:00Z"), now), "4d");
-        // A clock behind the object never shows a negative age.
-        assert_eq!(short_age(at("2026-01-02T00:01:00Z"), now), "0s");
-    }
-
-    #[test]
-    fn columns_align_and_the_last_is_not_padded() {
-        let text = table(
-            &["A", "BB"],
-            vec![
-                vec!["long".into(), "x".into()],
-                vec!["s".into(), "y".into()],
-            ],
-            "  ",
-        );
-        assert_eq!(text, "  A      BB\n  long   x\n  s      y\n");
     }
 
     #[test]
