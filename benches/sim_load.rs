@@ -35,7 +35,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     } else if n % 2 == 1 {
         v[n / 2]
     } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+        f64::midpoint(v[n / 2 - 1], v[n / 2])
     }
 }
 
@@ -179,8 +179,8 @@ fn main() {
         println!(
             "module-twin GETs ($edgeAgent, concurrency {concurrency}, {rounds}×{gets}): median {:.0}/s (min {:.0}, max {:.0}); latency median {:.2} ms, p99 {:.2} ms",
             median(rates.clone()),
-            rates.iter().cloned().fold(f64::INFINITY, f64::min),
-            rates.iter().cloned().fold(0.0, f64::max),
+            rates.iter().copied().fold(f64::INFINITY, f64::min),
+            rates.iter().copied().fold(0.0, f64::max),
             median(latencies.clone()),
             percentile(latencies, 0.99)
         );

@@ -9,13 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use edgewatch::api::{EdgeDeviceWatch, EdgeDeviceWatchStatus};
-use edgewatch::controller::context::Context;
-use edgewatch::controller::error::ReconcileError;
-use edgewatch::controller::key::WatchKey;
-use edgewatch::controller::reconcile::reconcile;
-use edgewatch::controller::state::WatchState;
-use edgewatch::controller::status::build::StatusLimits;
-use edgewatch::controller::sweep::{Observations, PreparedWatch, SweepFailure, Sweeper};
+use edgewatch::controller::{
+    Context, Observations, PreparedWatch, ReconcileError, StatusLimits, SweepFailure, Sweeper,
+    WatchKey, WatchState, reconcile,
+};
 use edgewatch::health::report::{
     ConditionStatus, ConditionType, DeviceCondition, DeviceReport, ModuleReport, Reason,
 };
@@ -468,7 +465,7 @@ async fn a_missing_secret_stalls_until_it_is_created() {
             .contains("iot/plant-a-iothub")
     );
     assert_eq!(h.sweeper.sweeps.load(Ordering::SeqCst), 0);
-    assert_eq!(h.ctx.backoff.failures(&WatchKey::of(&h.watch(), "")), 1);
+    assert_eq!(h.ctx.consecutive_failures(&WatchKey::of(&h.watch(), "")), 1);
 
     h.standin.apply_object(&hub_secret());
     h.reconcile().await;
@@ -480,7 +477,7 @@ async fn a_missing_secret_stalls_until_it_is_created() {
     );
     assert_eq!(find(&recovered, "Ready").status, "True");
     assert_eq!(
-        h.ctx.backoff.failures(&WatchKey::of(&h.watch(), "")),
+        h.ctx.consecutive_failures(&WatchKey::of(&h.watch(), "")),
         0,
         "success resets the backoff"
     );
@@ -517,10 +514,10 @@ async fn unauthorized_stalls_as_authentication_failed_without_secrets() {
     let text = serde_json::to_string(&status).unwrap();
     assert!(!text.contains("c2VjcmV0"), "the key leaked into the status");
     assert_eq!(status.devices.len(), 2, "the last known devices stay");
-    assert_eq!(h.ctx.backoff.failures(&WatchKey::of(&h.watch(), "")), 1);
+    assert_eq!(h.ctx.consecutive_failures(&WatchKey::of(&h.watch(), "")), 1);
     h.reconcile().await;
     assert_eq!(
-        h.ctx.backoff.failures(&WatchKey::of(&h.watch(), "")),
+        h.ctx.consecutive_failures(&WatchKey::of(&h.watch(), "")),
         2,
         "failures count up"
     );

@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edgewatch::api::EdgeDeviceWatch;
-use edgewatch::controller::context::Context;
-use edgewatch::controller::leader::{Leadership, LeaseSettings};
-use edgewatch::controller::runtime::{ControllerOptions, run_controller};
-use edgewatch::controller::state::WatchState;
-use edgewatch::controller::sweep::{Observations, PreparedWatch, SweepFailure, Sweeper};
+use edgewatch::controller::{
+    Context, ControllerOptions, Leadership, LeaseSettings, Observations, PreparedWatch,
+    SweepFailure, Sweeper, WatchState, run_controller,
+};
 use edgewatch::health::report::{
     ConditionStatus, ConditionType, DeviceCondition, DeviceReport, Reason,
 };

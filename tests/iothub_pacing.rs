@@ -77,7 +77,7 @@ async fn ten_times_the_rate_is_spread_out_and_never_exceeds_the_limit() {
     eprintln!(
         "pacing: {demand} requests, busiest {:?} window {busiest}, achieved {achieved:.1}/s for a limit of {:.1}/s",
         limit.period,
-        limit.requests.get() as f64 / limit.period.as_secs_f64()
+        f64::from(limit.requests.get()) / limit.period.as_secs_f64()
     );
     let minimum = limit.interval() * (demand as u32 - 1);
     assert!(

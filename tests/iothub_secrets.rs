@@ -4,6 +4,7 @@
 
 mod iothub_support;
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -126,14 +127,15 @@ async fn failing_runs_never_log_keys_signatures_or_tokens() {
     // Debug and Display of everything a caller might log.
     let mut out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     for e in &errors {
-        out.push_str(&format!("{e}\n{e:?}\n"));
+        let _ = writeln!(out, "{e}\n{e:?}");
     }
     let cs = ConnectionString::parse(&connection_string()).unwrap();
-    out.push_str(&format!(
+    let _ = write!(
+        out,
         "{cs:?}\n{:?}\n{sas_client:?}\n{entra_client:?}\n{wi:?}\n{:?}\n",
         Credential::SharedAccessKey(cs.clone()),
         config_for(&server)
-    ));
+    );
 
     assert!(
         out.contains("IoT Hub call failed, retrying"),

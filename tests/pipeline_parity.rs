@@ -16,13 +16,10 @@ use std::time::Duration;
 use edgewatch::api::{EdgeDeviceWatch, EdgeDeviceWatchStatus};
 use edgewatch::cli::check::{CheckArgs, check};
 use edgewatch::cli::render::OutputFormat;
-use edgewatch::controller::context::Context;
-use edgewatch::controller::local::LocalWatch;
-use edgewatch::controller::prepare::credentials::GivenConnectionString;
-use edgewatch::controller::reconcile::reconcile;
-use edgewatch::controller::sweep::hub_clients::HubClientTemplate;
-use edgewatch::controller::sweep::hub_sweeper::HubSweeper;
-use edgewatch::controller::sweep::read_plan::QuotaBudget;
+use edgewatch::controller::{
+    Context, GivenConnectionString, HubClientTemplate, HubSweeper, LocalWatch, QuotaBudget,
+    reconcile,
+};
 use edgewatch::sim::{self, Action, ClockMode, Scenario, SimConfig, SimHandle};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;

@@ -301,7 +301,7 @@ devices:
         .map(|t| t["moduleId"].as_str().unwrap())
         .collect();
     assert_eq!(pages, 5);
-    ids.sort();
+    ids.sort_unstable();
     assert_eq!(ids, ["!first", "#second", "$edgeAgent", "$edgeHub", "zeta"]);
     h.shutdown().await;
 }

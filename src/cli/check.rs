@@ -17,11 +17,10 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 use crate::api::{EdgeDeviceWatch, EdgeDeviceWatchStatus};
-use crate::controller::error::ReconcileError;
-use crate::controller::local::LocalWatch;
-use crate::controller::prepare::credentials::GivenConnectionString;
-use crate::controller::prepare::settings::{FieldError, InvalidSpec, WatchSettings};
-use crate::controller::sweep::hub_clients::HubClientTemplate;
+use crate::controller::{
+    FieldError, GivenConnectionString, HubClientTemplate, InvalidSpec, LocalWatch, ReconcileError,
+    WatchSettings,
+};
 use crate::errors::chain;
 use crate::iothub::{Operation, RequestObserver};
 
@@ -97,7 +96,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(checked.text.as_bytes());
             let _ = out.flush();
-            ExitCode::from(if checked.ready { 0 } else { 1 })
+            ExitCode::from(u8::from(!checked.ready))
         }
         Err(error) => {
             eprintln!("edgewatch check: {}", chain(&error));
@@ -158,7 +157,7 @@ pub async fn check(
 /// would accept and the operator could use. Every problem is reported, each as
 /// `spec.<field>: <message>`: unknown fields, the operator's own checks (which name the
 /// accepted forms of a duration that did not parse) and the CRD's CEL rules.
-pub fn load_watch(path: &Path) -> Result<EdgeDeviceWatch, CheckError> {
+pub(crate) fn load_watch(path: &Path) -> Result<EdgeDeviceWatch, CheckError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| CheckError::Read {
         path: shown.clone(),

@@ -2,6 +2,7 @@
 //! operator's own sweep and status code, shown as `kubectl get edw` / `kubectl describe
 //! edw` would show it. No cluster, no Azure subscription.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,15 +12,13 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{EdgeDeviceWatch, EdgeDeviceWatchSpec};
-use crate::controller::local::LocalWatch;
-use crate::controller::prepare::credentials::GivenConnectionString;
-use crate::controller::sweep::hub_clients::HubClientTemplate;
+use crate::controller::{GivenConnectionString, HubClientTemplate, LocalWatch};
 use crate::sim::{self, ClockMode, Scenario, SimConfig, SimHandle, TlsMode};
 
 use super::render;
 
 /// The demo fleet (also usable with `edgewatch sim --scenario`).
-pub const DEMO_SCENARIO: &str = include_str!("../../examples/scenarios/demo-fleet.yaml");
+pub(crate) const DEMO_SCENARIO: &str = include_str!("../../examples/scenarios/demo-fleet.yaml");
 
 /// The sites of the demo fleet; one watch each.
 const SITES: [&str; 2] = ["plant-a", "plant-b"];
@@ -75,7 +74,7 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 }
 
 /// The simulator and one local watch per site.
-pub struct Demo {
+pub(crate) struct Demo {
     sim: SimHandle,
     watches: Vec<LocalWatch<GivenConnectionString>>,
     started: Timestamp,
@@ -85,7 +84,7 @@ pub struct Demo {
 
 impl Demo {
     /// Starts the simulator on a free loopback port with a manual clock.
-    pub async fn start() -> anyhow::Result<Self> {
+    pub(crate) async fn start() -> anyhow::Result<Self> {
         let scenario = Scenario::from_yaml(DEMO_SCENARIO)
             .map_err(|e| anyhow!("the built-in demo scenario is invalid: {e}"))?;
         let scenario_ids: Vec<String> = scenario.devices.iter().map(|d| d.id.clone()).collect();
@@ -160,7 +159,7 @@ impl Demo {
     }
 
     /// Lives through the scenario up to `at`, sweeping every step, and prints the view.
-    pub async fn once(&mut self, at: SignedDuration) -> anyhow::Result<()> {
+    pub(crate) async fn once(&mut self, at: SignedDuration) -> anyhow::Result<()> {
         let text = self.snapshot_at(at).await?;
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())?;
@@ -169,7 +168,7 @@ impl Demo {
     }
 
     /// The view after living through the scenario up to `at`.
-    pub async fn snapshot_at(&mut self, at: SignedDuration) -> anyhow::Result<String> {
+    pub(crate) async fn snapshot_at(&mut self, at: SignedDuration) -> anyhow::Result<String> {
         self.sweep_strictly().await?;
         while self.elapsed() + SWEEP_STEP <= at {
             self.advance(SWEEP_STEP)?;
@@ -223,7 +222,7 @@ impl Demo {
     }
 
     /// The whole view at the simulator's current time.
-    pub fn frame(&self) -> String {
+    pub(crate) fn frame(&self) -> String {
         let now = self.sim.clock().now();
         let mut text = format!(
             "edgewatch demo: simulated IoT Hub {}, t+{}s\n\n$ kubectl get edw -n demo -o wide\n",
@@ -233,13 +232,14 @@ impl Demo {
         let watches: Vec<&EdgeDeviceWatch> = self.watches.iter().map(|w| w.watch()).collect();
         text.push_str(&render::watch::get_table(&watches, now));
         for failure in &self.failures {
-            text.push_str(&format!("! {failure}\n"));
+            let _ = writeln!(text, "! {failure}");
         }
         for watch in &self.watches {
-            text.push_str(&format!(
-                "\n$ kubectl describe edw -n demo {}\n",
+            let _ = writeln!(
+                text,
+                "\n$ kubectl describe edw -n demo {}",
                 kube::ResourceExt::name_any(watch.watch())
-            ));
+            );
             text.push_str(&render::watch::describe(
                 watch.watch(),
                 |id| watch.report(id),
@@ -301,7 +301,7 @@ mod tests {
             let devices = site_devices(&ids, site);
             assert_eq!(devices.len(), 6, "{site}");
             let watch = site_watch(site, &devices, Timestamp::UNIX_EPOCH).unwrap();
-            crate::controller::prepare::settings::WatchSettings::from_spec(&watch.spec).unwrap();
+            crate::controller::WatchSettings::from_spec(&watch.spec).unwrap();
             watch.validate_cel().unwrap();
         }
     }

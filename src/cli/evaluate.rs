@@ -76,7 +76,7 @@ impl PingArg {
 /// A problem with one input file, named by its flag and path.
 #[derive(Debug, thiserror::Error)]
 #[error("{flag} {}: {problem}", path.display())]
-pub struct InputError {
+pub(crate) struct InputError {
     flag: &'static str,
     path: PathBuf,
     problem: String,
@@ -125,7 +125,7 @@ pub fn run(args: &EvaluateArgs) -> ExitCode {
 }
 
 /// Reads and parses every twin file, checking that they describe the same device.
-pub fn load_twins(args: &EvaluateArgs) -> Result<DeviceTwins, InputError> {
+pub(crate) fn load_twins(args: &EvaluateArgs) -> Result<DeviceTwins, InputError> {
     let agent = load("--edge-agent", &args.edge_agent, EdgeAgentTwin::from_slice)?;
     let mut twins = DeviceTwins::new(agent);
     if let Some(path) = &args.edge_hub {

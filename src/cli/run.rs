@@ -13,19 +13,16 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::api::parse_duration;
-use crate::controller::context::Context;
-use crate::controller::leader::{Leadership, LeaseSettings};
-use crate::controller::runtime::{ControllerOptions, run_controller};
-use crate::controller::status::build::StatusLimits;
-use crate::controller::sweep::hub_clients::HubClientTemplate;
-use crate::controller::sweep::hub_sweeper::HubSweeper;
-use crate::controller::sweep::read_plan::QuotaBudget;
+use crate::controller::{
+    Context, ControllerOptions, HubClientTemplate, HubSweeper, Leadership, LeaseSettings,
+    QuotaBudget, StatusLimits, run_controller,
+};
 use crate::errors::chain;
 use crate::ops::metrics::Metrics;
 use crate::ops::server::{OpsArgs, Readiness};
 
 /// The controller name in Events and the default Lease name.
-pub const CONTROLLER_NAME: &str = "edgewatch";
+pub(crate) const CONTROLLER_NAME: &str = "edgewatch";
 
 /// Log line format.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use super::key::WatchKey;
 
 /// Delays that double per consecutive failure, from `initial` up to `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BackoffPolicy {
+pub(crate) struct BackoffPolicy {
     pub initial: Duration,
     pub max: Duration,
 }
@@ -27,7 +27,7 @@ impl Default for BackoffPolicy {
 
 impl BackoffPolicy {
     /// The delay after `failures` consecutive failures (1 = the first failure).
-    pub fn delay(&self, failures: u32) -> Duration {
+    pub(crate) fn delay(&self, failures: u32) -> Duration {
         let exponent = failures.saturating_sub(1).min(31);
         self.initial
             .checked_mul(1u32 << exponent)
@@ -36,7 +36,7 @@ impl BackoffPolicy {
 
     /// The delay, spread by `jitter` in `[0, 1)` over its upper fifth so many watches
     /// failing together do not retry together.
-    pub fn delay_with_jitter(&self, failures: u32, jitter: f64) -> Duration {
+    pub(crate) fn delay_with_jitter(&self, failures: u32, jitter: f64) -> Duration {
         let base = self.delay(failures);
         let spread = base.mul_f64(0.2 * jitter.clamp(0.0, 1.0));
         base.saturating_sub(base.mul_f64(0.2)) + spread
@@ -45,13 +45,13 @@ impl BackoffPolicy {
 
 /// Consecutive failure counts per watch key.
 #[derive(Debug, Default)]
-pub struct BackoffBook {
+pub(crate) struct BackoffBook {
     failures: Mutex<HashMap<WatchKey, u32>>,
 }
 
 impl BackoffBook {
     /// Counts a failure of `key` and returns how many in a row it has now.
-    pub fn record_failure(&self, key: &WatchKey) -> u32 {
+    pub(crate) fn record_failure(&self, key: &WatchKey) -> u32 {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let count = map.entry(key.clone()).or_insert(0);
         *count = count.saturating_add(1);
@@ -59,7 +59,7 @@ impl BackoffBook {
     }
 
     /// Forgets the failures of `key` after a successful reconcile.
-    pub fn reset(&self, key: &WatchKey) {
+    pub(crate) fn reset(&self, key: &WatchKey) {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -67,7 +67,7 @@ impl BackoffBook {
     }
 
     /// Consecutive failures of `key` so far.
-    pub fn failures(&self, key: &WatchKey) -> u32 {
+    pub(crate) fn failures(&self, key: &WatchKey) -> u32 {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -26,8 +26,8 @@ pub struct Context<S> {
     pub sweeper: S,
     /// Whether this replica may write; followers only requeue.
     pub is_leader: Box<dyn Fn() -> bool + Send + Sync>,
-    pub backoff: BackoffBook,
-    pub backoff_policy: BackoffPolicy,
+    pub(crate) backoff: BackoffBook,
+    pub(crate) backoff_policy: BackoffPolicy,
     pub limits: StatusLimits,
     /// How soon a follower looks again whether it leads.
     pub follower_requeue: Duration,
@@ -80,6 +80,11 @@ impl<S: Sweeper> Context<S> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, state);
+    }
+
+    /// Failed reconciles of `key` in a row (reset by the first success).
+    pub fn consecutive_failures(&self, key: &WatchKey) -> u32 {
+        self.backoff.failures(key)
     }
 
     /// Forgets the state of watches that no longer exist (`live`: keys of existing ones).

@@ -20,7 +20,7 @@ use super::sweep::hub_sweeper::HubSweeper;
 use super::sweep::read_plan::QuotaBudget;
 
 /// The namespace a watch file without one is reconciled in (as `kubectl apply` would).
-pub const DEFAULT_NAMESPACE: &str = "default";
+pub(crate) const DEFAULT_NAMESPACE: &str = "default";
 
 /// A watch, where its credential comes from, and what the last reconciles found.
 pub struct LocalWatch<C> {

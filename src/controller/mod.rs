@@ -16,21 +16,40 @@
 //! [`runtime`] runs the `Controller`; [`context`] holds what reconciles share, [`leader`]
 //! the Lease, [`backoff`] the per-watch retry delays, [`key`] the watch key.
 
-pub mod backoff;
-pub mod context;
-pub mod decide;
-pub mod error;
-pub mod key;
-pub mod leader;
-pub mod local;
-pub mod pipeline;
-pub mod prepare;
-pub mod publish;
-pub mod reconcile;
-pub mod runtime;
-pub mod state;
-pub mod status;
-pub mod sweep;
+pub(crate) mod backoff;
+pub(crate) mod context;
+pub(crate) mod decide;
+pub(crate) mod error;
+pub(crate) mod key;
+pub(crate) mod leader;
+pub(crate) mod local;
+pub(crate) mod pipeline;
+pub(crate) mod prepare;
+pub(crate) mod publish;
+pub(crate) mod reconcile;
+pub(crate) mod runtime;
+pub(crate) mod state;
+pub(crate) mod status;
+pub(crate) mod sweep;
 
 #[cfg(test)]
-pub(crate) mod test_reports;
+mod test_reports;
+
+// What the binary and embedders (tests, a sweeper of another source) use: running the
+// operator, the sweep seam, the local runner of check and demo, and their types.
+pub use context::Context;
+pub use error::{ConnectionStringProblem, ReconcileError};
+pub use key::WatchKey;
+pub use leader::{Leadership, LeaseSettings};
+pub use local::LocalWatch;
+pub use prepare::credentials::{CredentialSource, GivenConnectionString, HubAuth, HubCredentials};
+pub use prepare::settings::{FieldError, InvalidSpec, WatchSettings};
+pub use reconcile::{error_policy, reconcile};
+pub use runtime::{ControllerOptions, run_controller};
+pub use state::WatchState;
+pub use state::pings::PingRecord;
+pub use status::build::StatusLimits;
+pub use sweep::hub_clients::HubClientTemplate;
+pub use sweep::hub_sweeper::HubSweeper;
+pub use sweep::read_plan::QuotaBudget;
+pub use sweep::{Observations, PreparedWatch, SweepCost, SweepFailure, Sweeper, Verdict};

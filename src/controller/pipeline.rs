@@ -16,7 +16,7 @@ use super::status::build::StatusLimits;
 use super::sweep::{PreparedWatch, Sweeper};
 
 /// One pass of the pipeline over one watch.
-pub struct Pass<'a, S, C> {
+pub(crate) struct Pass<'a, S, C> {
     /// The watch as last seen (its status is the previous one).
     pub watch: &'a EdgeDeviceWatch,
     pub key: &'a WatchKey,
@@ -29,7 +29,7 @@ pub struct Pass<'a, S, C> {
 
 /// Runs prepare, sweep and decide; `state` is the watch's state before the pass, the
 /// decision holds the state after it.
-pub async fn run<S: Sweeper, C: CredentialSource>(
+pub(crate) async fn run<S: Sweeper, C: CredentialSource>(
     pass: Pass<'_, S, C>,
     state: WatchState,
 ) -> Decision {

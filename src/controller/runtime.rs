@@ -50,7 +50,7 @@ where
 }
 
 /// The watches in `store` that read the Secret `namespace/name`.
-pub fn watches_using_secret(
+pub(crate) fn watches_using_secret(
     store: &Store<EdgeDeviceWatch>,
     namespace: &str,
     name: &str,

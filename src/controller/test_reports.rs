@@ -5,7 +5,7 @@ use crate::health::report::{
 };
 
 /// A device whose every aspect is True.
-pub fn healthy(device_id: &str) -> DeviceReport {
+pub(super) fn healthy(device_id: &str) -> DeviceReport {
     DeviceReport {
         device_id: device_id.to_owned(),
         conditions: vec![
@@ -39,7 +39,7 @@ pub fn healthy(device_id: &str) -> DeviceReport {
 }
 
 /// A device with `module` in the given bad state (`ModulesHealthy` and `Ready` False).
-pub fn module_bad(device_id: &str, module_name: &str, reason: Reason) -> DeviceReport {
+pub(super) fn module_bad(device_id: &str, module_name: &str, reason: Reason) -> DeviceReport {
     let mut report = healthy(device_id);
     let mut bad = module(module_name, reason);
     bad.runtime_status = Some("failed".into());
@@ -62,7 +62,7 @@ pub fn module_bad(device_id: &str, module_name: &str, reason: Reason) -> DeviceR
 }
 
 /// A device whose agent did not answer ping.
-pub fn unreachable(device_id: &str) -> DeviceReport {
+pub(super) fn unreachable(device_id: &str) -> DeviceReport {
     let mut report = healthy(device_id);
     report.ping_latency_ms = None;
     set(
@@ -81,7 +81,7 @@ pub fn unreachable(device_id: &str) -> DeviceReport {
 }
 
 /// A device with a deployment pending past its grace period.
-pub fn drifted(device_id: &str) -> DeviceReport {
+pub(super) fn drifted(device_id: &str) -> DeviceReport {
     let mut report = healthy(device_id);
     report.drift.push(DriftItem {
         reason: Reason::DeploymentPending,
@@ -107,7 +107,7 @@ pub fn drifted(device_id: &str) -> DeviceReport {
 }
 
 /// Sets one condition of a report.
-pub fn set(
+pub(super) fn set(
     report: &mut DeviceReport,
     type_: ConditionType,
     status: ConditionStatus,

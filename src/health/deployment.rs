@@ -11,6 +11,7 @@
 //! rejected/failed > pending > missing > unexpected > image > property > in progress.
 
 use jiff::Timestamp;
+use std::fmt::Write as _;
 
 use super::properties;
 use super::report::{ConditionStatus, ConditionType, DeviceCondition, DriftItem, Reason};
@@ -285,10 +286,11 @@ fn summarise(agent: &EdgeAgentTwin, drift: &[DriftItem]) -> DeviceCondition {
     let mut message = worst.message.clone();
     let rest = drift.len() - 1;
     if rest > 0 {
-        message.push_str(&format!(
+        let _ = write!(
+            message,
             "; {}",
             count(rest, "more difference", "more differences")
-        ));
+        );
     }
     let status = if worst.reason == Reason::DeploymentInProgress {
         ConditionStatus::Unknown

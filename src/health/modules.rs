@@ -9,6 +9,7 @@ use super::memory::DeviceMemory;
 use super::report::{ConditionStatus, ConditionType, DeviceCondition, ModuleReport, Reason};
 use super::text::{condition, count, twin_time};
 use crate::twin::{DesiredModule, EdgeAgentTwin, ReportedModule, RuntimeStatus, TwinTime};
+use std::fmt::Write as _;
 
 /// Exit codes of a container stopped on purpose (SIGKILL, SIGTERM).
 const DELIBERATE_STOP_EXIT_CODES: [i64; 2] = [137, 143];
@@ -296,11 +297,12 @@ fn summarise(
         .collect();
     let mut message = worst.message.clone();
     if !others.is_empty() {
-        message.push_str(&format!(
+        let _ = write!(
+            message,
             "; {} not healthy ({})",
             count(others.len(), "more module", "more modules"),
             others.join(", ")
-        ));
+        );
     }
     let status = if worst.verdict == Reason::ModuleStatusUnknown {
         ConditionStatus::Unknown

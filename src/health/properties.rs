@@ -77,6 +77,8 @@ fn item(
 /// JSON equality that treats numbers by value (`30 == 30.0`).
 pub(crate) fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
+        // Exact on purpose: `30` and `30.0` are the same setting, `30.0001` is not.
+        #[allow(clippy::float_cmp)]
         (Value::Number(x), Value::Number(y)) => {
             x == y || matches!((x.as_f64(), y.as_f64()), (Some(p), Some(q)) if p == q)
         }

@@ -130,7 +130,7 @@ pub(crate) enum Authorizer {
 }
 
 impl Authorizer {
-    pub fn new(
+    pub(super) fn new(
         credential: Credential,
         host_name: &str,
         ctx: AuthContext,
@@ -167,7 +167,7 @@ impl Authorizer {
     }
 
     /// A current header value, fetched or signed only when the cached one is due for renewal.
-    pub async fn header(&self, http: &reqwest::Client) -> Result<Secret, IotHubError> {
+    pub(super) async fn header(&self, http: &reqwest::Client) -> Result<Secret, IotHubError> {
         match self {
             Authorizer::Sas(sas) => sas.header(),
             Authorizer::Entra(entra) => entra.header(http).await,

@@ -335,7 +335,7 @@ impl IotHubClient {
 
 impl<'a> Call<'a> {
     /// A read: retried on every transient failure.
-    pub fn get(
+    pub(crate) fn get(
         operation: Operation,
         path: String,
         device: &'a str,

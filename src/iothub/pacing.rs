@@ -19,7 +19,7 @@ pub(crate) struct Pacer {
 }
 
 impl Pacer {
-    pub fn new(limits: &RateLimits, max_concurrent: usize) -> Result<Pacer, ConfigError> {
+    pub(super) fn new(limits: &RateLimits, max_concurrent: usize) -> Result<Pacer, ConfigError> {
         if max_concurrent == 0 {
             return Err(ConfigError::InvalidSetting {
                 name: "max_concurrent_requests",
@@ -38,7 +38,7 @@ impl Pacer {
     ///
     /// The slot is taken first so requests cannot pile up behind the semaphore after
     /// passing the limiter and then leave in a burst.
-    pub async fn admit(&self, operation: Operation) -> OwnedSemaphorePermit {
+    pub(super) async fn admit(&self, operation: Operation) -> OwnedSemaphorePermit {
         let permit = Arc::clone(&self.in_flight)
             .acquire_owned()
             .await

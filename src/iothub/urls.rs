@@ -20,7 +20,7 @@ pub fn encode_segment(segment: &str) -> String {
 }
 
 /// Joins URL parts with exactly one `/` between them, whatever slashes they carry.
-pub fn join(parts: &[&str]) -> String {
+pub(super) fn join(parts: &[&str]) -> String {
     let mut out = String::new();
     for (i, part) in parts.iter().enumerate() {
         let part = if i == 0 {
@@ -41,7 +41,7 @@ pub fn join(parts: &[&str]) -> String {
 
 /// Parses a base URL, refusing anything but `https://`, except `http://` to a loopback
 /// address (local test servers). TLS can be pointed at extra CAs, never switched off.
-pub fn checked_base(text: &str, what: &'static str) -> Result<Url, ConfigError> {
+pub(super) fn checked_base(text: &str, what: &'static str) -> Result<Url, ConfigError> {
     let url = Url::parse(text).map_err(|e| ConfigError::InvalidUrl {
         what,
         reason: e.to_string(),

@@ -6,8 +6,8 @@
 //! [`Metrics::encode`] really produces, so a rename here without the chart fails CI.
 //!
 //! Series of a watch or device that no longer exists are removed ([`Metrics::forget_watch`],
-//! [`Metrics::forget_device`], [`Metrics::retain_devices`]); otherwise a deleted watch
-//! would keep firing "not Ready" alerts forever.
+//! [`Metrics::retain_devices`]); otherwise a deleted watch would keep firing "not Ready"
+//! alerts forever.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -358,11 +358,6 @@ impl Metrics {
         }
     }
 
-    /// Whether per-module series are exported.
-    pub fn module_metrics_enabled(&self) -> bool {
-        self.inner.module_metrics
-    }
-
     /// The index is only bookkeeping; a panic elsewhere must not stop metrics.
     fn watches(&self) -> MutexGuard<'_, HashMap<WatchLabels, WatchSeries>> {
         self.inner
@@ -484,30 +479,6 @@ impl Metrics {
             .entry(device.to_owned())
             .or_default()
             .insert(module.to_owned());
-    }
-
-    /// Removes a module's series (the module left the deployment).
-    pub fn forget_module(&self, namespace: &str, watch: &str, device: &str, module: &str) {
-        let key = watch_labels(namespace, watch);
-        let mut watches = self.watches();
-        self.remove_module_series(&key, device, module);
-        if let Some(modules) = watches
-            .get_mut(&key)
-            .and_then(|series| series.devices.get_mut(device))
-        {
-            modules.remove(module);
-        }
-    }
-
-    /// Removes a device's series and those of its modules (the device left the watch).
-    pub fn forget_device(&self, namespace: &str, watch: &str, device: &str) {
-        let key = watch_labels(namespace, watch);
-        let mut watches = self.watches();
-        let modules = watches
-            .get_mut(&key)
-            .and_then(|series| series.devices.remove(device))
-            .unwrap_or_default();
-        self.remove_device_series(&key, device, &modules);
     }
 
     /// Removes the series of every device of the watch that is not in `current`, for a
@@ -787,7 +758,6 @@ mod tests {
         let m = Metrics::new(false);
         m.set_module("iot", "plant-a", "gw-1", "tempSensor", true, 0);
         let text = m.encode();
-        assert!(!m.module_metrics_enabled());
         assert!(!text.contains("edgewatch_module_"), "{text}");
     }
 
@@ -813,7 +783,7 @@ mod tests {
     }
 
     #[test]
-    fn forget_device_removes_its_module_series_too() {
+    fn a_device_that_left_loses_its_module_series_too() {
         let m = populated();
         m.set_device(
             "iot",
@@ -822,23 +792,11 @@ mod tests {
             ConditionStatus::True,
             ConditionStatus::True,
         );
-        m.forget_device("iot", "plant-a", "gw-1");
+        m.retain_devices("iot", "plant-a", ["gw-2"]);
         let text = m.encode();
         assert!(!text.contains(r#"device="gw-1""#), "{text}");
-        assert!(text.contains(r#"device="gw-2""#), "{text}");
-    }
-
-    #[test]
-    fn forget_module_keeps_the_device() {
-        let m = populated();
-        m.forget_module("iot", "plant-a", "gw-1", "tempSensor");
-        let text = m.encode();
         assert!(!text.contains(r#"module="tempSensor""#), "{text}");
-        assert!(
-            text.contains(
-                r#"edgewatch_device_ready{namespace="iot",watch="plant-a",device="gw-1"}"#
-            )
-        );
+        assert!(text.contains(r#"device="gw-2""#), "{text}");
     }
 
     #[test]

@@ -232,6 +232,11 @@ mod tests {
         ops: OpsArgs,
     }
 
+    fn exports_modules(metrics: &Metrics) -> bool {
+        metrics.set_module("iot", "w", "gw", "m", true, 0);
+        metrics.encode().contains("edgewatch_module_running")
+    }
+
     fn parse(args: &[&str]) -> Result<OpsArgs, clap::Error> {
         use clap::Parser as _;
         Cli::try_parse_from(std::iter::once("edgewatch").chain(args.iter().copied()))
@@ -242,14 +247,14 @@ mod tests {
     fn ops_flags_default_to_all_interfaces_and_module_metrics_on() {
         let ops = parse(&[]).unwrap();
         assert_eq!(ops.metrics_address, "0.0.0.0:8080".parse().unwrap());
-        assert!(ops.metrics().module_metrics_enabled());
+        assert!(exports_modules(&ops.metrics()));
     }
 
     #[test]
     fn ops_flags_as_the_chart_passes_them() {
         let ops = parse(&["--metrics-address=0.0.0.0:9090", "--no-module-metrics"]).unwrap();
         assert_eq!(ops.metrics_address.port(), 9090);
-        assert!(!ops.metrics().module_metrics_enabled());
+        assert!(!exports_modules(&ops.metrics()));
     }
 
     #[test]

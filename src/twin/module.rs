@@ -77,13 +77,6 @@ impl ModuleTwin {
         })
     }
 
-    /// Drops the properties no rule will compare, for callers that hold many twins
-    /// (a watch with `compareProperties` needs only the listed keys).
-    pub fn retain_keys(&mut self, mut keep: impl FnMut(&str) -> bool) {
-        self.desired_properties.0.retain(|key, _| keep(key));
-        self.reported_properties.0.retain(|key, _| keep(key));
-    }
-
     /// The module id, or `"(unnamed module)"` for a fragment without one.
     pub fn name(&self) -> &str {
         self.identity

@@ -1,6 +1,8 @@
 //! Helpers shared by the evaluator tests: real fixtures, derived variants, and a short
 //! way to evaluate them at a fixed time.
 #![allow(dead_code)]
+// Shared by several test binaries, which reach it through `pub`: there is no crate API here.
+#![allow(unreachable_pub)]
 
 use std::path::PathBuf;
 

@@ -3,6 +3,8 @@
 //! answer decided by a closure the test supplies.
 
 #![allow(dead_code)]
+// Shared by several test binaries, which reach it through `pub`: there is no crate API here.
+#![allow(unreachable_pub)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,8 @@
 //! Helpers shared by the simulator's integration tests: start a simulator on a manual
 //! clock and talk to it over real HTTP(S) with SAS-signed requests.
 #![allow(dead_code)]
+// Shared by several test binaries, which reach it through `pub`: there is no crate API here.
+#![allow(unreachable_pub)]
 
 use edgewatch::iothub::sas;
 use edgewatch::sim::{self, ClockMode, Scenario, SimConfig, SimHandle};

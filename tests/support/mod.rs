@@ -1,5 +1,7 @@
 //! Shared test support. Each integration test compiles this tree with `mod support;` and uses only
 //! part of it, so dead-code warnings are expected here and silenced once for the whole tree.
 #![allow(dead_code)]
+// Shared by several test binaries, which reach it through `pub`: there is no crate API here.
+#![allow(unreachable_pub)]
 
 pub mod k8s_standin;

@@ -11,7 +11,7 @@ const DEVICE: Layout = Layout { indent: "", gap: 2 };
 
 /// The `edgewatch evaluate` table: the device's conditions, then its modules, drift and
 /// disconnected `$edgeHub` clients when there are any.
-pub fn report(report: &DeviceReport) -> String {
+pub(crate) fn report(report: &DeviceReport) -> String {
     let mut out = String::new();
     let device = if report.device_id.is_empty() {
         "(unknown)"

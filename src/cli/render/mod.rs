@@ -2,8 +2,8 @@
 //! the `-o table|json|yaml` choice. [`watch`] draws `kubectl get`/`describe` of a watch
 //! (`check`, `demo`), [`device`] one device report (`evaluate`).
 
-pub mod device;
-pub mod watch;
+pub(crate) mod device;
+pub(crate) mod watch;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -18,7 +18,7 @@ pub enum OutputFormat {
 
 /// `value` in the chosen format: the table view, pretty JSON (with a final newline) or
 /// YAML.
-pub fn output<T: Serialize>(
+pub(crate) fn output<T: Serialize>(
     value: &T,
     format: OutputFormat,
     table: impl FnOnce(&T) -> String,
@@ -35,15 +35,15 @@ pub fn output<T: Serialize>(
 /// How a table is laid out: every line prefixed with `indent`, columns `gap` spaces
 /// apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Layout {
-    pub indent: &'static str,
-    pub gap: usize,
+pub(crate) struct Layout {
+    pub(crate) indent: &'static str,
+    pub(crate) gap: usize,
 }
 
 impl Layout {
     /// Left-aligned columns; the last one is not padded so long messages just run on,
     /// and no line ends in spaces.
-    pub fn table(self, headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    pub(crate) fn table(self, headers: &[&str], rows: Vec<Vec<String>>) -> String {
         let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
         for row in &rows {
             for (width, cell) in widths.iter_mut().zip(row) {
@@ -70,7 +70,7 @@ impl Layout {
 }
 
 /// kubectl's short age: `45s`, `3m12s`, `2h5m`, `4d`.
-pub fn short_age(then: Timestamp, now: Timestamp) -> String {
+pub(crate) fn short_age(then: Timestamp, now: Timestamp) -> String {
     let secs = now.duration_since(then).max(SignedDuration::ZERO).as_secs();
     match secs {
         s if s < 120 => format!("{s}s"),

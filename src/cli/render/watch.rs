@@ -21,7 +21,7 @@ const DESCRIBE: Layout = Layout {
 };
 
 /// The `kubectl get edw -o wide` table of the given watches (the CRD's printer columns).
-pub fn get_table(watches: &[&EdgeDeviceWatch], now: Timestamp) -> String {
+pub(crate) fn get_table(watches: &[&EdgeDeviceWatch], now: Timestamp) -> String {
     let headers = [
         "NAME",
         "HUB",
@@ -65,7 +65,7 @@ fn get_row(watch: &EdgeDeviceWatch, now: Timestamp) -> Vec<String> {
 /// The `kubectl describe edw` view: conditions, counts and per-device findings. `report`
 /// looks up what only the evaluator's reports carry: `$edgeHub`'s disconnected
 /// downstream clients.
-pub fn describe<'a>(
+pub(crate) fn describe<'a>(
     watch: &EdgeDeviceWatch,
     report: impl Fn(&str) -> Option<&'a DeviceReport>,
     now: Timestamp,
@@ -169,11 +169,11 @@ fn describe_devices<'a>(
 fn device_row(entry: &DeviceEntry) -> Vec<String> {
     vec![
         entry.device_id.clone(),
-        aspect(&entry.ready),
-        aspect(&entry.reachable),
-        aspect(&entry.modules_healthy),
-        aspect(&entry.in_sync),
-        aspect(&entry.fresh),
+        aspect(entry.ready),
+        aspect(entry.reachable),
+        aspect(entry.modules_healthy),
+        aspect(entry.in_sync),
+        aspect(entry.fresh),
         entry
             .ping_latency_ms
             .map_or_else(|| "-".into(), |ms| format!("{ms}ms")),
@@ -181,7 +181,7 @@ fn device_row(entry: &DeviceEntry) -> Vec<String> {
 }
 
 /// `True` for a healthy aspect, otherwise the reason (what a reader scans for).
-fn aspect(state: &AspectState) -> String {
+fn aspect(state: AspectState) -> String {
     match state.status {
         crate::health::report::ConditionStatus::True => "True".into(),
         other => format!("{}/{}", other.as_str(), state.reason.as_str()),

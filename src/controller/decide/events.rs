@@ -16,23 +16,23 @@ use crate::health::report::{ConditionStatus, ConditionType, DeviceReport, Reason
 use crate::controller::status::conditions::truncate;
 
 /// Events one reconcile publishes before summarising the rest in one Event.
-pub const MAX_EVENTS_PER_SWEEP: usize = 20;
+pub(crate) const MAX_EVENTS_PER_SWEEP: usize = 20;
 /// `events.k8s.io/v1` caps the note at 1 kB.
-pub const MAX_NOTE_CHARS: usize = 1000;
+pub(crate) const MAX_NOTE_CHARS: usize = 1000;
 
 /// What is wrong with a device: (aspect, module) → reason.
-pub type Faults = BTreeMap<(ConditionType, Option<String>), Reason>;
+pub(crate) type Faults = BTreeMap<(ConditionType, Option<String>), Reason>;
 
 /// Normal or Warning, as in `events.k8s.io/v1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventSeverity {
+pub(crate) enum EventSeverity {
     Normal,
     Warning,
 }
 
 /// An Event to publish about the watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedEvent {
+pub(crate) struct PlannedEvent {
     pub severity: EventSeverity,
     pub reason: Reason,
     /// The `action` field: what edgewatch did when it noticed.
@@ -47,7 +47,7 @@ pub struct PlannedEvent {
 impl PlannedEvent {
     /// The part of the watch the Event is about, as `regarding.fieldPath`. It also keeps
     /// kube's Recorder from folding the same reason on two devices into one series.
-    pub fn field_path(&self) -> Option<String> {
+    pub(crate) fn field_path(&self) -> Option<String> {
         let device = self.device.as_ref()?;
         Some(match &self.module {
             Some(module) => format!("status.devices{{{device}}}.failingModules{{{module}}}"),
@@ -57,7 +57,7 @@ impl PlannedEvent {
 }
 
 /// The faults of a device as the evaluator judged it.
-pub fn faults_of(report: &DeviceReport) -> Faults {
+pub(crate) fn faults_of(report: &DeviceReport) -> Faults {
     let mut faults = Faults::new();
     for type_ in ConditionType::ASPECTS {
         let Some(c) = report.condition(type_) else {
@@ -90,7 +90,7 @@ fn is_fault(status: ConditionStatus, reason: Reason) -> bool {
 }
 
 /// The faults a previous status recorded for a device (used after an operator restart).
-pub fn faults_of_entry(entry: &DeviceEntry) -> Faults {
+pub(crate) fn faults_of_entry(entry: &DeviceEntry) -> Faults {
     let mut faults = Faults::new();
     let aspects = [
         (ConditionType::Reachable, entry.reachable),
@@ -115,7 +115,7 @@ pub fn faults_of_entry(entry: &DeviceEntry) -> Faults {
 
 /// Faults to remember after this sweep: the current ones, plus earlier ones whose aspect
 /// is now Unknown (not known to have recovered).
-pub fn carried_faults(previous: Option<&Faults>, report: &DeviceReport) -> Faults {
+pub(crate) fn carried_faults(previous: Option<&Faults>, report: &DeviceReport) -> Faults {
     let mut faults = faults_of(report);
     for (key, reason) in previous.into_iter().flatten() {
         if aspect_status(report, key.0) == ConditionStatus::Unknown {
@@ -132,7 +132,7 @@ fn aspect_status(report: &DeviceReport, type_: ConditionType) -> ConditionStatus
 }
 
 /// The Events of one sweep, given each device's previous faults (`None`: never seen).
-pub fn plan_events(
+pub(crate) fn plan_events(
     previous: &HashMap<String, Faults>,
     reports: &[DeviceReport],
 ) -> Vec<PlannedEvent> {

@@ -4,7 +4,7 @@
 //! watch's state changes. `edgewatch run`, `check` and `demo` all decide here, so what
 //! they show cannot drift apart.
 
-pub mod events;
+pub(crate) mod events;
 
 #[cfg(test)]
 mod tests;
@@ -26,7 +26,7 @@ use events::{EventSeverity, MAX_NOTE_CHARS, PlannedEvent, plan_events};
 
 /// How far a reconcile got before deciding.
 #[derive(Debug)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     /// `spec.suspend`: nothing was polled.
     Suspended,
     /// Swept less than an interval ago: the rest of the interval.
@@ -42,7 +42,7 @@ pub enum Attempt {
 
 /// What decide knows about the watch besides the attempt.
 #[derive(Debug, Clone, Copy)]
-pub struct Facts<'a> {
+pub(crate) struct Facts<'a> {
     /// `metadata.generation`.
     pub generation: Option<i64>,
     /// `spec.hub.hostName`: the hub shown when a stalled watch never swept.
@@ -55,7 +55,7 @@ pub struct Facts<'a> {
 
 /// When to look at the watch again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requeue {
+pub(crate) enum Requeue {
     /// After this long (the interval, or what is left of it).
     After(Duration),
     /// Only when the watch changes (suspended).
@@ -66,7 +66,7 @@ pub enum Requeue {
 
 /// What the attempt amounted to.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Swept,
     Suspended,
     NotDue,
@@ -75,7 +75,7 @@ pub enum Outcome {
 
 /// Everything decided.
 #[derive(Debug)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// The status to publish; `None` leaves the current one (not due, transient failure).
     pub status: Option<EdgeDeviceWatchStatus>,
     /// Transitions to announce as Events.
@@ -87,7 +87,7 @@ pub struct Decision {
 }
 
 /// Decides what `attempt` means for the watch.
-pub fn decide(facts: &Facts<'_>, attempt: Attempt, state: WatchState) -> Decision {
+pub(crate) fn decide(facts: &Facts<'_>, attempt: Attempt, state: WatchState) -> Decision {
     match attempt {
         Attempt::Swept {
             observations,

@@ -130,7 +130,10 @@ impl CredentialSource for GivenConnectionString {
 }
 
 /// Parses a connection string read from `origin` (named in the error, the value never).
-pub fn parse_connection_string(text: &str, origin: &str) -> Result<HubCredentials, ReconcileError> {
+pub(crate) fn parse_connection_string(
+    text: &str,
+    origin: &str,
+) -> Result<HubCredentials, ReconcileError> {
     let bad = |problem| ReconcileError::BadConnectionString {
         origin: origin.to_owned(),
         problem,

@@ -1,9 +1,9 @@
 //! Step 1, prepare: the spec parsed into settings, whether the watch is to be swept now,
 //! and the hub's credential (read only when it is).
 
-pub mod credentials;
-pub mod secret;
-pub mod settings;
+pub(crate) mod credentials;
+pub(crate) mod secret;
+pub(crate) mod settings;
 
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use settings::{InvalidSpec, WatchSettings};
 
 /// What the prepare step found.
 #[derive(Debug)]
-pub enum Prepared {
+pub(crate) enum Prepared {
     /// `spec.suspend`: IoT Hub is not polled.
     Suspended,
     /// A sweep of this generation succeeded less than an interval ago (this reconcile was
@@ -32,13 +32,13 @@ pub enum Prepared {
 
 /// A watch ready to be swept: its settings and its hub's credential.
 #[derive(Debug)]
-pub struct Ready {
+pub(crate) struct Ready {
     pub settings: WatchSettings,
     pub credentials: HubCredentials,
 }
 
 /// Prepares `watch` for a sweep at `now`.
-pub async fn prepare<C: CredentialSource>(
+pub(crate) async fn prepare<C: CredentialSource>(
     watch: &EdgeDeviceWatch,
     key: &WatchKey,
     state: &WatchState,
@@ -79,5 +79,5 @@ fn not_due_for(
     let (at, swept_generation) = state.last_success?;
     let elapsed = age(at, now);
     (swept_generation == generation && elapsed < settings.interval)
-        .then(|| settings.interval - elapsed)
+        .then(|| settings.interval.saturating_sub(elapsed))
 }

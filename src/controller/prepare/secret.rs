@@ -11,12 +11,12 @@ use super::credentials::{CredentialSource, HubAuth, HubCredentials, parse_connec
 
 /// Reads connection strings from Secrets in the watch's namespace.
 #[derive(Clone)]
-pub struct KubernetesSecrets {
+pub(crate) struct KubernetesSecrets {
     client: Client,
 }
 
 impl KubernetesSecrets {
-    pub fn new(client: Client) -> Self {
+    pub(crate) fn new(client: Client) -> Self {
         Self { client }
     }
 }
@@ -52,7 +52,7 @@ impl CredentialSource for KubernetesSecrets {
 
 /// The key's connection string from a fetched Secret (`data`, or `stringData` as some
 /// stores echo it).
-pub fn value_of(
+pub(crate) fn value_of(
     secret: &Secret,
     namespace: &str,
     reference: &SecretKeyRef,

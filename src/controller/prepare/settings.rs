@@ -14,10 +14,10 @@ use crate::api::{EdgeDeviceWatchSpec, parse_duration};
 use super::credentials::HubAuth;
 
 /// The shortest interval a watch may ask for (the CRD says the same in CEL).
-pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The message of the CRD's rule that at least one device is named.
-pub const NO_DEVICES: &str = "name at least one device in devices or a selector query";
+pub(crate) const NO_DEVICES: &str = "name at least one device in devices or a selector query";
 
 /// The watch spec, parsed and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use crate::controller::decide::events::{EventSeverity, PlannedEvent};
 
 /// Publishes `events` about the watch `regarding`; stops at the first API error so the
 /// caller can count it (the remaining transitions are still visible in the status).
-pub async fn publish_all(
+pub(crate) async fn publish_all(
     recorder: &Recorder,
     regarding: &ObjectReference,
     events: &[PlannedEvent],
@@ -21,7 +21,7 @@ pub async fn publish_all(
 }
 
 /// The Recorder's view of a planned Event.
-pub fn to_kube_event(event: &PlannedEvent) -> Event {
+pub(crate) fn to_kube_event(event: &PlannedEvent) -> Event {
     Event {
         type_: match event.severity {
             EventSeverity::Normal => EventType::Normal,

@@ -9,7 +9,7 @@ use crate::health::report::{ConditionStatus, ConditionType, DeviceReport, Reason
 use crate::ops::metrics::{Metrics, WatchDeviceCounts};
 
 /// Publishes the watch-level conditions and device counts of `status`.
-pub fn export_status(
+pub(crate) fn export_status(
     metrics: &Metrics,
     namespace: &str,
     watch: &str,
@@ -38,7 +38,7 @@ pub fn export_status(
 
 /// Publishes one gauge set per device and module, and drops series of devices that left
 /// the watch.
-pub fn export_devices<'a>(
+pub(crate) fn export_devices<'a>(
     metrics: &Metrics,
     namespace: &str,
     watch: &str,

@@ -1,9 +1,9 @@
 //! Step 4, publish (the operator only): the status written when it changed, device
 //! gauges exported, Events announced.
 
-pub mod events;
-pub mod metrics;
-pub mod status;
+pub(crate) mod events;
+pub(crate) mod metrics;
+pub(crate) mod status;
 
 use kube::runtime::events::Recorder;
 use kube::{Api, Client, Resource};
@@ -16,7 +16,7 @@ use super::decide::{Decision, Outcome};
 use super::key::WatchKey;
 
 /// Where a decision is published.
-pub struct Publisher<'a> {
+pub(crate) struct Publisher<'a> {
     pub client: &'a Client,
     pub recorder: &'a Recorder,
     pub metrics: &'a Metrics,
@@ -26,7 +26,7 @@ impl Publisher<'_> {
     /// Publishes `decision` about `watch`. The Events go out even when the status write
     /// fails (the transitions were seen and are remembered); the write's error is
     /// returned for the backoff.
-    pub async fn publish(
+    pub(crate) async fn publish(
         &self,
         watch: &EdgeDeviceWatch,
         key: &WatchKey,

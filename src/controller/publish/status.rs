@@ -10,11 +10,11 @@ use crate::api::{EdgeDeviceWatch, EdgeDeviceWatchStatus};
 use crate::controller::status::build::differs_meaningfully;
 
 /// The field manager that owns `.status` on every `EdgeDeviceWatch`.
-pub const FIELD_MANAGER: &str = "edgewatch";
+pub(crate) const FIELD_MANAGER: &str = "edgewatch";
 
 /// Applies `status` to the watch `name`, taking ownership of every field it sets (and
 /// dropping fields it set before but no longer sends, such as a cleared `Stalled`).
-pub async fn apply_status(
+pub(crate) async fn apply_status(
     api: &Api<EdgeDeviceWatch>,
     name: &str,
     status: &EdgeDeviceWatchStatus,
@@ -31,7 +31,7 @@ pub async fn apply_status(
 }
 
 /// Applies `new` unless it equals `previous` but for timestamps; returns whether it wrote.
-pub async fn write_if_changed(
+pub(crate) async fn write_if_changed(
     api: &Api<EdgeDeviceWatch>,
     name: &str,
     previous: Option<&EdgeDeviceWatchStatus>,

@@ -3,8 +3,8 @@
 //! It is rebuilt from the status after an operator restart (`seed`), and the parts a
 //! restart must not lose are written back into `status.memory` (`memory`).
 
-pub mod pings;
-pub mod restarts;
+pub(crate) mod pings;
+pub(crate) mod restarts;
 
 use std::collections::HashMap;
 
@@ -15,25 +15,26 @@ use crate::controller::decide::events::{Faults, carried_faults, faults_of_entry}
 use crate::health::DeviceMemory;
 use pings::{PingLedger, PingRecord};
 
-/// In-memory state of one watch.
+/// In-memory state of one watch: opaque outside the controller, which seeds it from the
+/// status, lends it to the sweep and changes it only in `decide`.
 #[derive(Debug, Clone, Default)]
 pub struct WatchState {
     /// Last ping per device.
-    pub pings: PingLedger,
+    pub(crate) pings: PingLedger,
     /// The evaluator's restart memory per device.
-    pub restarts: HashMap<String, DeviceMemory>,
+    pub(crate) restarts: HashMap<String, DeviceMemory>,
     /// Faults announced per device, so Events fire on transitions only.
-    pub faults: HashMap<String, Faults>,
+    pub(crate) faults: HashMap<String, Faults>,
     /// The last published verdict per device (to decide when query data needs a GET).
-    pub reports: HashMap<String, DeviceReport>,
+    pub(crate) reports: HashMap<String, DeviceReport>,
     /// When the last sweep succeeded, and for which generation: a reconcile triggered
     /// sooner by the watch's own status write must not sweep the hub again.
-    pub last_success: Option<(jiff::Timestamp, Option<i64>)>,
+    pub(crate) last_success: Option<(jiff::Timestamp, Option<i64>)>,
 }
 
 impl WatchState {
     /// State for a watch first seen by this process, from what its status recorded.
-    pub fn seed(status: Option<&EdgeDeviceWatchStatus>) -> Self {
+    pub(crate) fn seed(status: Option<&EdgeDeviceWatchStatus>) -> Self {
         let Some(status) = status else {
             return Self::default();
         };
@@ -51,7 +52,7 @@ impl WatchState {
     }
 
     /// Records a sweep's verdicts (after its Events were planned from the old faults).
-    pub fn remember(&mut self, reports: &[DeviceReport]) {
+    pub(crate) fn remember(&mut self, reports: &[DeviceReport]) {
         let faults = reports
             .iter()
             .map(|r| {
@@ -69,7 +70,7 @@ impl WatchState {
     }
 
     /// Remembers the pings a sweep made.
-    pub fn record_pings(&mut self, pings: Vec<(String, PingRecord)>) {
+    pub(crate) fn record_pings(&mut self, pings: Vec<(String, PingRecord)>) {
         for (device, record) in pings {
             self.pings.record(&device, record);
         }
@@ -77,12 +78,12 @@ impl WatchState {
 
     /// The last sweep does not count: its status could not be published, so the next
     /// reconcile sweeps again instead of waiting out the interval.
-    pub fn forget_success(&mut self) {
+    pub(crate) fn forget_success(&mut self) {
         self.last_success = None;
     }
 
     /// Forgets devices that left the watch.
-    pub fn retain_devices(&mut self, devices: &[String]) {
+    pub(crate) fn retain_devices(&mut self, devices: &[String]) {
         let keep: std::collections::HashSet<&str> = devices.iter().map(String::as_str).collect();
         self.pings.retain_devices(devices);
         self.restarts.retain(|d, _| keep.contains(d.as_str()));
@@ -91,7 +92,7 @@ impl WatchState {
     }
 
     /// The part of the state persisted in `status.memory`.
-    pub fn memory(&self) -> WatchMemory {
+    pub(crate) fn memory(&self) -> WatchMemory {
         WatchMemory {
             last_ping_at: self.pings.last_ping_at(),
             ping_failures: self.pings.failures(),

@@ -23,13 +23,13 @@ pub struct PingRecord {
 
 /// Last ping per device of one watch.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct PingLedger {
+pub(crate) struct PingLedger {
     records: HashMap<String, PingRecord>,
 }
 
 impl PingLedger {
     /// Rebuilds what a previous run persisted: its failed pings.
-    pub fn from_memory(memory: &WatchMemory) -> Self {
+    pub(crate) fn from_memory(memory: &WatchMemory) -> Self {
         let records = memory
             .ping_failures
             .iter()
@@ -45,7 +45,7 @@ impl PingLedger {
     }
 
     /// Devices of `devices` whose last ping is missing or at least `interval` old.
-    pub fn due<'a>(
+    pub(crate) fn due<'a>(
         &self,
         devices: &'a [String],
         now: Timestamp,
@@ -63,28 +63,28 @@ impl PingLedger {
     }
 
     /// Remembers a ping's outcome.
-    pub fn record(&mut self, device_id: &str, record: PingRecord) {
+    pub(crate) fn record(&mut self, device_id: &str, record: PingRecord) {
         self.records.insert(device_id.to_owned(), record);
     }
 
     /// The last ping of a device.
-    pub fn get(&self, device_id: &str) -> Option<&PingRecord> {
+    pub(crate) fn get(&self, device_id: &str) -> Option<&PingRecord> {
         self.records.get(device_id)
     }
 
     /// Forgets devices that left the watch.
-    pub fn retain_devices(&mut self, devices: &[String]) {
+    pub(crate) fn retain_devices(&mut self, devices: &[String]) {
         let keep: std::collections::HashSet<&str> = devices.iter().map(String::as_str).collect();
         self.records.retain(|d, _| keep.contains(d.as_str()));
     }
 
     /// When the most recent ping was made.
-    pub fn last_ping_at(&self) -> Option<Timestamp> {
+    pub(crate) fn last_ping_at(&self) -> Option<Timestamp> {
         self.records.values().map(|r| r.at).max()
     }
 
     /// Failed pings, sorted by device id, for `memory.pingFailures`.
-    pub fn failures(&self) -> Vec<PingFailure> {
+    pub(crate) fn failures(&self) -> Vec<PingFailure> {
         let mut failures: Vec<PingFailure> = self
             .records
             .iter()
@@ -135,7 +135,7 @@ fn restored(failure: &PingFailure) -> PingOutcome {
 }
 
 /// `now - then`, zero when the clock went backwards.
-pub fn age(then: Timestamp, now: Timestamp) -> Duration {
+pub(crate) fn age(then: Timestamp, now: Timestamp) -> Duration {
     Duration::try_from(now.duration_since(then)).unwrap_or(Duration::ZERO)
 }
 

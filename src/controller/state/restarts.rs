@@ -7,7 +7,7 @@ use crate::api::RestartObservation;
 use crate::health::{DeviceMemory, ModuleRestarts};
 
 /// Per-device memories from the persisted observations.
-pub fn from_status(observations: &[RestartObservation]) -> HashMap<String, DeviceMemory> {
+pub(crate) fn from_status(observations: &[RestartObservation]) -> HashMap<String, DeviceMemory> {
     let mut memories: HashMap<String, DeviceMemory> = HashMap::new();
     for o in observations {
         memories
@@ -25,7 +25,7 @@ pub fn from_status(observations: &[RestartObservation]) -> HashMap<String, Devic
 }
 
 /// The observations to persist, sorted by device and module.
-pub fn to_status(memories: &HashMap<String, DeviceMemory>) -> Vec<RestartObservation> {
+pub(crate) fn to_status(memories: &HashMap<String, DeviceMemory>) -> Vec<RestartObservation> {
     let mut observations: Vec<RestartObservation> = memories
         .iter()
         .flat_map(|(device, memory)| {

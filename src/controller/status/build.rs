@@ -41,7 +41,7 @@ impl Default for StatusLimits {
 
 /// What one sweep produced, plus what the status must carry over.
 #[derive(Debug, Clone)]
-pub struct Sweep<'a> {
+pub(crate) struct Sweep<'a> {
     /// `metadata.generation` of the spec the sweep used.
     pub generation: Option<i64>,
     /// The hub's host name.
@@ -53,7 +53,7 @@ pub struct Sweep<'a> {
 }
 
 /// Computes the status of a completed sweep.
-pub fn build_status(
+pub(crate) fn build_status(
     sweep: &Sweep<'_>,
     previous: Option<&EdgeDeviceWatchStatus>,
     now: Timestamp,
@@ -84,7 +84,7 @@ pub fn build_status(
 }
 
 /// Device counts for the printer columns.
-pub fn counts(reports: &[DeviceReport]) -> DeviceCounts {
+pub(crate) fn counts(reports: &[DeviceReport]) -> DeviceCounts {
     let count = |type_, status| {
         let n = reports
             .iter()
@@ -103,7 +103,7 @@ pub fn counts(reports: &[DeviceReport]) -> DeviceCounts {
 }
 
 /// The compact status entry of one device.
-pub fn device_entry(report: &DeviceReport, limits: &StatusLimits) -> DeviceEntry {
+pub(crate) fn device_entry(report: &DeviceReport, limits: &StatusLimits) -> DeviceEntry {
     let aspect = |type_| {
         report.condition(type_).map_or(
             AspectState {
@@ -171,7 +171,7 @@ fn drift_entries(report: &DeviceReport, limits: &StatusLimits) -> Vec<DriftEntry
 /// True when `new` differs from `old` in anything but timestamps and measurements
 /// (`lastTransitionTime` without a status change, ping times, ping latency). Only then is
 /// the status written: an unchanged world costs no API writes.
-pub fn differs_meaningfully(
+pub(crate) fn differs_meaningfully(
     old: Option<&EdgeDeviceWatchStatus>,
     new: &EdgeDeviceWatchStatus,
 ) -> bool {

@@ -6,6 +6,7 @@
 //! status moves, and `Stalled` appears only while True.
 
 use std::cmp::Reverse;
+use std::fmt::Write as _;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -13,13 +14,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::health::report::{ConditionStatus, ConditionType, DeviceReport, Reason};
 
 /// The condition type published only while the watch cannot progress.
-pub const STALLED: &str = "Stalled";
+pub(crate) const STALLED: &str = "Stalled";
 /// Longest condition message; `metav1` allows 32 KiB, `kubectl describe` needs far less.
-pub const MAX_MESSAGE_CHARS: usize = 1024;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 1024;
 /// Devices named in a condition message before "and N more".
-pub const MAX_NAMED_DEVICES: usize = 5;
+pub(crate) const MAX_NAMED_DEVICES: usize = 5;
 /// The watch-level types, in the order they are published.
-pub const WATCH_TYPES: [ConditionType; 5] = [
+pub(crate) const WATCH_TYPES: [ConditionType; 5] = [
     ConditionType::Ready,
     ConditionType::Reachable,
     ConditionType::ModulesHealthy,
@@ -29,7 +30,7 @@ pub const WATCH_TYPES: [ConditionType; 5] = [
 
 /// A watch-level condition before bookkeeping.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchCondition {
+pub(crate) struct WatchCondition {
     pub type_: String,
     pub status: ConditionStatus,
     pub reason: Reason,
@@ -38,7 +39,7 @@ pub struct WatchCondition {
 
 /// Sorts device reports worst first: Ready False, then Unknown, then True; more False
 /// aspects before fewer; then by device id for a stable order.
-pub fn sort_worst_first(reports: &mut [&DeviceReport]) {
+pub(crate) fn sort_worst_first(reports: &mut [&DeviceReport]) {
     reports.sort_by_key(|r| {
         (
             status_rank(r.condition(ConditionType::Ready).map(|c| c.status)),
@@ -65,7 +66,7 @@ fn count_aspects(report: &DeviceReport, status: ConditionStatus) -> usize {
 }
 
 /// The five watch-level conditions from device reports (already sorted worst first).
-pub fn aggregate(reports: &[&DeviceReport]) -> Vec<WatchCondition> {
+pub(crate) fn aggregate(reports: &[&DeviceReport]) -> Vec<WatchCondition> {
     WATCH_TYPES
         .iter()
         .map(|t| aggregate_one(*t, reports))
@@ -132,7 +133,7 @@ fn describe(devices: &[(&str, Reason)], total: usize, what: &str) -> String {
         named.join(", ")
     );
     if devices.len() > MAX_NAMED_DEVICES {
-        text.push_str(&format!(", and {} more", devices.len() - MAX_NAMED_DEVICES));
+        let _ = write!(text, ", and {} more", devices.len() - MAX_NAMED_DEVICES);
     }
     text
 }
@@ -153,7 +154,7 @@ fn watch_condition(
 
 /// `metav1.Condition`s from watch conditions: `lastTransitionTime` is kept from the
 /// previous condition of the same type unless the status changed.
-pub fn with_bookkeeping(
+pub(crate) fn with_bookkeeping(
     conditions: &[WatchCondition],
     previous: &[Condition],
     generation: Option<i64>,
@@ -180,7 +181,7 @@ pub fn with_bookkeeping(
 
 /// The conditions of a watch that cannot progress: the aspects keep their last known
 /// values, `Ready` turns False with the stall reason, and `Stalled` is True.
-pub fn stalled(
+pub(crate) fn stalled(
     previous: &[Condition],
     reason: Reason,
     message: &str,
@@ -215,7 +216,7 @@ pub fn stalled(
 
 /// Prefixes the `Ready` message with a note (throttled, suspended), replacing an earlier
 /// note, so repeated reconciles produce the same text.
-pub fn annotate_ready(conditions: &mut [Condition], note: &str) {
+pub(crate) fn annotate_ready(conditions: &mut [Condition], note: &str) {
     if let Some(ready) = conditions
         .iter_mut()
         .find(|c| c.type_ == ConditionType::Ready.as_str())
@@ -227,7 +228,7 @@ pub fn annotate_ready(conditions: &mut [Condition], note: &str) {
 
 /// Adds a remark to the end of the `Ready` message (deterministic text, so repeated
 /// reconciles produce the same status).
-pub fn append_to_ready(conditions: &mut [Condition], remark: &str) {
+pub(crate) fn append_to_ready(conditions: &mut [Condition], remark: &str) {
     if let Some(ready) = conditions
         .iter_mut()
         .find(|c| c.type_ == ConditionType::Ready.as_str())
@@ -237,7 +238,7 @@ pub fn append_to_ready(conditions: &mut [Condition], remark: &str) {
 }
 
 /// Separates a note from the message it annotates.
-pub const NOTE_SEPARATOR: &str = " | last known: ";
+pub(crate) const NOTE_SEPARATOR: &str = " | last known: ";
 
 fn strip_note(message: &str) -> &str {
     message
@@ -246,7 +247,7 @@ fn strip_note(message: &str) -> &str {
 }
 
 /// Cuts `text` to at most `max` characters on a character boundary, marking the cut.
-pub fn truncate(text: &str, max: usize) -> String {
+pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }

@@ -1,5 +1,8 @@
 //! The `EdgeDeviceWatch` status, built from device verdicts or from a failure. Pure.
 
-pub mod build;
-pub mod conditions;
-pub mod outcome;
+pub(crate) mod build;
+pub(crate) mod conditions;
+pub(crate) mod outcome;
+
+#[cfg(test)]
+mod printer_columns;

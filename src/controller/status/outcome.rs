@@ -12,13 +12,13 @@ use crate::controller::status::conditions::{
 };
 
 /// The note on `Ready` while IoT Hub throttles the watch.
-pub const THROTTLED_NOTE: &str = "Throttled: IoT Hub is throttling requests; backing off";
+pub(crate) const THROTTLED_NOTE: &str = "Throttled: IoT Hub is throttling requests; backing off";
 /// The note on `Ready` while the watch is suspended.
-pub const SUSPENDED_NOTE: &str = "Suspended: spec.suspend is true, IoT Hub is not polled";
+pub(crate) const SUSPENDED_NOTE: &str = "Suspended: spec.suspend is true, IoT Hub is not polled";
 
 /// The status to publish after `error`, or `None` to leave the status as it is
 /// (transient failures: the next attempt will tell).
-pub fn status_after_failure(
+pub(crate) fn status_after_failure(
     previous: Option<&EdgeDeviceWatchStatus>,
     error: &ReconcileError,
     generation: Option<i64>,
@@ -45,7 +45,7 @@ pub fn status_after_failure(
 }
 
 /// The status of a suspended watch: last known state, `Ready` saying it is suspended.
-pub fn status_when_suspended(
+pub(crate) fn status_when_suspended(
     previous: Option<&EdgeDeviceWatchStatus>,
     generation: Option<i64>,
     now: Timestamp,

@@ -5,19 +5,19 @@ use std::collections::BTreeSet;
 
 /// More devices than one watch should sweep; beyond it the watch says so and splits are
 /// needed (the quota, not memory, is what makes larger watches useless).
-pub const MAX_DEVICES_PER_WATCH: usize = 20_000;
+pub(crate) const MAX_DEVICES_PER_WATCH: usize = 20_000;
 
 /// The IoT Hub query that finds the devices a selector matches. Non-Edge devices have no
 /// `$edgeAgent` to judge, so they are never selected. It selects whole device twins
 /// rather than projecting `deviceId`: pages cost the same query quota either way, and
 /// the simulator (like other IoT Hub stand-ins) supports only `SELECT *`.
-pub fn selector_query(condition: &str) -> String {
+pub(crate) fn selector_query(condition: &str) -> String {
     format!("SELECT * FROM devices WHERE ({condition}) AND capabilities.iotEdge = true")
 }
 
 /// The resolved device set.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeviceSet {
+pub(crate) struct DeviceSet {
     /// Sorted, unique device ids.
     pub ids: Vec<String>,
     /// How many ids were dropped to respect [`MAX_DEVICES_PER_WATCH`].
@@ -25,7 +25,7 @@ pub struct DeviceSet {
 }
 
 /// Unites the explicit ids with the selector's result (when the watch has a selector).
-pub fn resolve(explicit: &[String], selected: Option<&[String]>) -> DeviceSet {
+pub(crate) fn resolve(explicit: &[String], selected: Option<&[String]>) -> DeviceSet {
     let all: BTreeSet<&String> = explicit
         .iter()
         .chain(selected.into_iter().flatten())
@@ -39,23 +39,6 @@ pub fn resolve(explicit: &[String], selected: Option<&[String]>) -> DeviceSet {
             .cloned()
             .collect(),
         dropped,
-    }
-}
-
-/// Devices that joined and left between two resolutions (both inputs sorted).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeviceSetChange {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-}
-
-/// What changed from `previous` to `current`.
-pub fn change(previous: &[String], current: &[String]) -> DeviceSetChange {
-    let before: BTreeSet<&String> = previous.iter().collect();
-    let after: BTreeSet<&String> = current.iter().collect();
-    DeviceSetChange {
-        added: after.difference(&before).map(|s| (*s).clone()).collect(),
-        removed: before.difference(&after).map(|s| (*s).clone()).collect(),
     }
 }
 
@@ -101,12 +84,5 @@ mod tests {
             selector_query("tags.site = 'a'"),
             "SELECT * FROM devices WHERE (tags.site = 'a') AND capabilities.iotEdge = true"
         );
-    }
-
-    #[test]
-    fn change_names_joined_and_left_devices() {
-        let delta = change(&ids(&["a", "b"]), &ids(&["b", "c"]));
-        assert_eq!(delta.added, ids(&["c"]));
-        assert_eq!(delta.removed, ids(&["a"]));
     }
 }

@@ -39,13 +39,13 @@ impl HubClientTemplate {
 
 /// Clients by watch key, with a fingerprint of the credential they were built from.
 #[derive(Default)]
-pub struct HubClients {
+pub(crate) struct HubClients {
     template: HubClientTemplate,
     clients: Mutex<HashMap<WatchKey, ([u8; 32], IotHubClient)>>,
 }
 
 impl HubClients {
-    pub fn new(template: HubClientTemplate) -> Self {
+    pub(crate) fn new(template: HubClientTemplate) -> Self {
         Self {
             template,
             clients: Mutex::new(HashMap::new()),
@@ -53,7 +53,7 @@ impl HubClients {
     }
 
     /// The client for `watch_key`, building a new one when the credential changed.
-    pub fn client_for(
+    pub(crate) fn client_for(
         &self,
         watch_key: &WatchKey,
         credentials: &HubCredentials,
@@ -71,7 +71,7 @@ impl HubClients {
     }
 
     /// Drops clients of watches that no longer exist.
-    pub fn retain(&self, live: &std::collections::HashSet<WatchKey>) {
+    pub(crate) fn retain(&self, live: &std::collections::HashSet<WatchKey>) {
         self.clients
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -10,7 +10,7 @@ use crate::controller::error::ReconcileError;
 
 /// A failure of the selector query against `hub`: IoT Hub refusing the query text is a
 /// spec problem.
-pub fn selector_failure(hub: &str, error: IotHubError) -> ReconcileError {
+pub(crate) fn selector_failure(hub: &str, error: IotHubError) -> ReconcileError {
     match error.kind() {
         ErrorKind::Rejected | ErrorKind::InvalidRequest => {
             ReconcileError::SelectorRefused(Box::new(error))
@@ -20,7 +20,7 @@ pub fn selector_failure(hub: &str, error: IotHubError) -> ReconcileError {
 }
 
 /// What a ping call says about the device, keeping IoT Hub's error code and message.
-pub fn ping_outcome(result: &Result<Duration, IotHubError>) -> PingOutcome {
+pub(crate) fn ping_outcome(result: &Result<Duration, IotHubError>) -> PingOutcome {
     let error = match result {
         Ok(latency) => {
             return PingOutcome::Responded {
@@ -39,7 +39,7 @@ pub fn ping_outcome(result: &Result<Duration, IotHubError>) -> PingOutcome {
 }
 
 /// IoT Hub's error code, name and message (or what failed on the way there).
-pub fn ping_error(error: &IotHubError) -> PingError {
+pub(crate) fn ping_error(error: &IotHubError) -> PingError {
     let message = if error.message().is_empty() && error.error_code().is_none() {
         error.kind().to_string()
     } else {
@@ -50,7 +50,7 @@ pub fn ping_error(error: &IotHubError) -> PingError {
 
 /// Whether a failure of one device's call means the whole sweep cannot go on
 /// (credentials, hub, throttling) rather than something about that device.
-pub fn stops_the_sweep(error: &IotHubError) -> bool {
+pub(crate) fn stops_the_sweep(error: &IotHubError) -> bool {
     matches!(
         error.kind(),
         ErrorKind::Unauthorized | ErrorKind::HubNotFound | ErrorKind::Throttled

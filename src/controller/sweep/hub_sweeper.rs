@@ -106,7 +106,7 @@ impl Sweeper for HubSweeper {
 }
 
 /// The evaluator's policy from the watch's settings.
-pub fn policy(spec: &EdgeDeviceWatchSpec, settings: &WatchSettings) -> Policy {
+pub(crate) fn policy(spec: &EdgeDeviceWatchSpec, settings: &WatchSettings) -> Policy {
     Policy {
         stale_after: settings.stale_after,
         deployment_grace: settings.deployment_grace_period,

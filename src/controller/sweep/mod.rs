@@ -5,12 +5,12 @@
 //! changes it: it returns [`Observations`], and `decide` folds them into the state. The
 //! production [`Sweeper`] is [`hub_sweeper::HubSweeper`]; tests script their own.
 
-pub mod devices;
-pub mod hub_clients;
-pub mod hub_errors;
-pub mod hub_sweeper;
-pub mod read_plan;
-pub mod reads;
+pub(crate) mod devices;
+pub(crate) mod hub_clients;
+pub(crate) mod hub_errors;
+pub(crate) mod hub_sweeper;
+pub(crate) mod read_plan;
+pub(crate) mod reads;
 
 #[cfg(test)]
 mod tests;

@@ -37,21 +37,21 @@ impl Default for QuotaBudget {
 
 /// One module twin to read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TwinKey {
+pub(crate) struct TwinKey {
     pub device_id: String,
     pub module_id: String,
 }
 
 /// One batched query and the devices it covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryBatch {
+pub(crate) struct QueryBatch {
     pub query: String,
     pub device_ids: Vec<String>,
 }
 
 /// The reads of one sweep.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ReadPlan {
+pub(crate) struct ReadPlan {
     /// Batched queries (empty when GETs are cheaper).
     pub queries: Vec<QueryBatch>,
     /// Twins read one by one.
@@ -62,7 +62,11 @@ pub struct ReadPlan {
 
 /// Plans the reads of `modules` (e.g. `$edgeAgent`, `$edgeHub`, custom modules) on each
 /// of `device_ids`.
-pub fn plan_reads(device_ids: &[String], modules: &[String], budget: &QuotaBudget) -> ReadPlan {
+pub(crate) fn plan_reads(
+    device_ids: &[String],
+    modules: &[String],
+    budget: &QuotaBudget,
+) -> ReadPlan {
     let (quotable, unquotable): (Vec<&String>, Vec<&String>) = device_ids
         .iter()
         .partition(|id| quotable_literal(id) && modules.iter().all(|m| quotable_literal(m)));
@@ -88,7 +92,7 @@ pub fn plan_reads(device_ids: &[String], modules: &[String], budget: &QuotaBudge
 }
 
 /// Quota time of `twins` GETs.
-pub fn get_cost(twins: usize, budget: &QuotaBudget) -> Duration {
+pub(crate) fn get_cost(twins: usize, budget: &QuotaBudget) -> Duration {
     Duration::from_secs_f64(twins as f64 / budget.twin_reads_per_second.max(f64::MIN_POSITIVE))
 }
 
@@ -156,7 +160,7 @@ fn quoted_list(items: &[String]) -> String {
 }
 
 /// The batched twin query for `device_ids` × `modules`.
-pub fn query_text(device_ids: &[String], modules: &[String]) -> String {
+pub(crate) fn query_text(device_ids: &[String], modules: &[String]) -> String {
     format!(
         "SELECT * FROM devices.modules WHERE deviceId IN [{}] AND moduleId IN [{}]",
         quoted_list(device_ids),
@@ -168,7 +172,10 @@ pub fn query_text(device_ids: &[String], modules: &[String]) -> String {
 /// published. Query results may lag by minutes (Microsoft documents up to ~30); a GET is
 /// authoritative. A verdict that keeps the previous one needs no confirmation; a device
 /// seen for the first time needs it only when it looks bad.
-pub fn needs_confirmation(previous: Option<&DeviceReport>, from_query: &DeviceReport) -> bool {
+pub(crate) fn needs_confirmation(
+    previous: Option<&DeviceReport>,
+    from_query: &DeviceReport,
+) -> bool {
     match previous {
         None => !from_query.is_ready(),
         Some(previous) => verdict(previous) != verdict(from_query),

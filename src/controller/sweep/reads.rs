@@ -21,14 +21,14 @@ use crate::controller::sweep::hub_errors::{
 use crate::controller::sweep::read_plan::{QuotaBudget, TwinKey, plan_reads};
 
 /// The module twins read for every device, before the watch's custom modules.
-pub const SYSTEM_MODULES: [&str; 2] = [twin::EDGE_AGENT, twin::EDGE_HUB];
+pub(crate) const SYSTEM_MODULES: [&str; 2] = [twin::EDGE_AGENT, twin::EDGE_HUB];
 
 /// Calls in flight at once for one sweep (the client paces and bounds them further).
 const CONCURRENT_CALLS: usize = 16;
 
 /// Module twins read for one device; a module absent from the map does not exist.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct DeviceReads {
+pub(crate) struct DeviceReads {
     pub twins: HashMap<String, Value>,
     /// True when the twins came from a query (eventually consistent) rather than GETs.
     pub from_query: bool,
@@ -39,7 +39,7 @@ pub struct DeviceReads {
 }
 
 /// The devices of the watch: explicit ids and the selector's matches.
-pub async fn resolve_devices(
+pub(crate) async fn resolve_devices(
     client: &IotHubClient,
     spec: &EdgeDeviceWatchSpec,
 ) -> Result<DeviceSet, ReconcileError> {
@@ -60,7 +60,7 @@ pub async fn resolve_devices(
 }
 
 /// The module ids read per device: the system modules and the watch's custom modules.
-pub fn module_ids(spec: &EdgeDeviceWatchSpec) -> Vec<String> {
+pub(crate) fn module_ids(spec: &EdgeDeviceWatchSpec) -> Vec<String> {
     let mut modules: Vec<String> = SYSTEM_MODULES.iter().map(|m| (*m).to_owned()).collect();
     for m in &spec.modules {
         if !modules.contains(&m.name) {
@@ -72,7 +72,7 @@ pub fn module_ids(spec: &EdgeDeviceWatchSpec) -> Vec<String> {
 
 /// Reads the twins of `devices`, batched through queries when that is cheaper; also
 /// returns how much of the hub's quota time the reads needed by the plan's estimate.
-pub async fn read_twins(
+pub(crate) async fn read_twins(
     client: &IotHubClient,
     devices: &[String],
     modules: &[String],
@@ -103,7 +103,7 @@ pub async fn read_twins(
 }
 
 /// Re-reads the twins of `devices` by GET (authoritative), replacing query data.
-pub async fn confirm_by_get(
+pub(crate) async fn confirm_by_get(
     client: &IotHubClient,
     devices: &[String],
     modules: &[String],
@@ -173,7 +173,7 @@ async fn get_into(
 /// Pings `$edgeAgent` on each of `devices`, stamping the outcomes with the sweep's time
 /// `at`; a hub-wide failure (401, throttling) stops the round and is returned after the
 /// pings already made are recorded.
-pub async fn ping_devices(
+pub(crate) async fn ping_devices(
     client: &IotHubClient,
     devices: Vec<String>,
     timeout: Duration,

@@ -327,7 +327,7 @@ async fn a_device_that_cannot_be_read_keeps_its_previous_verdict() {
     let first = sweep(&sweeper, &sim, &spec, &sas(&sim), &mut state)
         .await
         .unwrap();
-    sim.set_faults(crate::sim::FaultRates {
+    sim.set_faults(sim::FaultRates {
         server_error: 1.0,
         ..Default::default()
     })
@@ -401,7 +401,7 @@ async fn a_failed_deployment_is_in_progress_within_grace_and_failed_after() {
                 "example/sensor:2.0".to_owned(),
             )]
             .into(),
-            outcome: crate::sim::DeployOutcome::Failed,
+            outcome: sim::DeployOutcome::Failed,
             delay: SignedDuration::from_secs(5),
         },
     )

@@ -1,10 +1,10 @@
 //! Every printer column's JSONPath yields a value on a realistic status: a column that
 //! shows nothing in `kubectl get edw` is a defect.
 
-use edgewatch::api::EdgeDeviceWatch;
-use edgewatch::controller::status::build::{StatusLimits, Sweep, build_status};
-use edgewatch::health::{DeviceTwins, PingError, PingOutcome, Policy, evaluate};
-use edgewatch::twin::EdgeAgentTwin;
+use super::build::{StatusLimits, Sweep, build_status};
+use crate::api::EdgeDeviceWatch;
+use crate::health::{DeviceTwins, PingError, PingOutcome, Policy, evaluate};
+use crate::twin::EdgeAgentTwin;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResourceExt;
@@ -48,12 +48,12 @@ fn json_path(path: &str, root: &Value) -> Vec<Value> {
 /// (one healthy device, one whose agent is not online), aggregated by the controller.
 fn realistic_watch() -> EdgeDeviceWatch {
     let mut watch: EdgeDeviceWatch =
-        serde_saphyr::from_str(include_str!("../examples/watch-minimal.yaml")).unwrap();
+        serde_saphyr::from_str(include_str!("../../../examples/watch-minimal.yaml")).unwrap();
     watch.metadata.creation_timestamp =
         Some(Time("2026-11-26T11:00:00Z".parse::<Timestamp>().unwrap()));
     watch.metadata.generation = Some(3);
-    let twin: serde_json::Value = serde_json::from_str(include_str!(
-        "fixtures/edgeAgent-module-twin-full_linux2_iotedge.json"
+    let twin: Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/edgeAgent-module-twin-full_linux2_iotedge.json"
     ))
     .unwrap();
     let agent = EdgeAgentTwin::from_value(&twin).expect("fixture parses");
