@@ -1,9 +1,10 @@
 //! The evaluator: twins + ping outcome + previous observation + now → a device verdict.
 //! Pure: no I/O, no clock, no randomness.
 //!
-//! [`evaluate`] judges the four aspects of the design's status contract (`Reachable`,
-//! `ModulesHealthy`, `InSync`, `Fresh`) and sums them up in `Ready`. Each aspect has its
-//! own module; the precedence used when several things are wrong is documented there.
+//! [`evaluate`] judges the four aspects of the status contract in `docs/contract.md`
+//! (`Reachable`, `ModulesHealthy`, `InSync`, `Fresh`) and sums them up in `Ready`. Each
+//! aspect has its own module; the precedence used when several things are wrong is
+//! documented there.
 
 mod deployment;
 mod freshness;

@@ -3,7 +3,7 @@
 //! These types are API. `edgewatch evaluate -o json`, `edgewatch check -o json` and the
 //! `status.devices[]` entries of an `EdgeDeviceWatch` all serialise them, and users'
 //! scripts and alert rules read the condition types and reason names. Names follow the
-//! "Status contract" of the design: change them only together with that table.
+//! status contract in `docs/contract.md`: change them only together with it.
 
 use jiff::Timestamp;
 use schemars::JsonSchema;
