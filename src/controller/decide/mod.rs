@@ -197,8 +197,9 @@ fn failed(facts: &Facts<'_>, failure: SweepFailure, mut state: WatchState) -> De
     }
 }
 
-/// A Warning when the watch becomes stalled, or stalled for another reason or message
-/// (a stall that persists is announced once).
+/// A Warning when the watch becomes stalled, or stalled for another reason. A stall that
+/// persists is announced once, even when its message changes (IoT Hub's tracking id does
+/// on every attempt).
 fn stall_event(
     previous: Option<&EdgeDeviceWatchStatus>,
     status: Option<&EdgeDeviceWatchStatus>,
@@ -206,7 +207,7 @@ fn stall_event(
 ) -> Option<PlannedEvent> {
     let now = status?.condition(STALLED)?;
     let before = previous.and_then(|p| p.condition(STALLED));
-    if before.is_some_and(|b| b.reason == now.reason && b.message == now.message) {
+    if before.is_some_and(|b| b.reason == now.reason) {
         return None;
     }
     Some(PlannedEvent {

@@ -169,6 +169,15 @@ fn a_stall_warns_once_with_the_condition_text_and_shows_the_spec_hub() {
         first.state,
     );
     assert!(again.events.is_empty(), "the same stall is announced once");
+    let reworded = decide(
+        &facts(Some(&status), "2026-01-01T00:01:30Z"),
+        stall(InvalidSpec::one("spec.staleAfter", "x").into()),
+        WatchState::default(),
+    );
+    assert!(
+        reworded.events.is_empty(),
+        "a new message of the same stall is not news"
+    );
     let other = decide(
         &facts(Some(&status), "2026-01-01T00:02:00Z"),
         stall(ReconcileError::from_hub(
