@@ -1,6 +1,6 @@
 //! What the subcommands print: one table layout for every view, kubectl-like ages, and
-//! the `-o table|json|yaml` choice. [`watch`] draws `kubectl get`/`describe` of a watch
-//! (`check`, `demo`), [`device`] one device report (`evaluate`).
+//! the `-o table|json|yaml` choice. `watch` draws `kubectl get`/`describe` of a watch
+//! (`check`, `demo`), `device` one device report (`evaluate`).
 
 pub(crate) mod device;
 pub(crate) mod watch;
