@@ -56,6 +56,8 @@ impl Fleet {
                 online: !spec.offline,
                 boot: start - uptime,
                 scope_suffix: scope,
+                connection_state_lag: scenario.connection_state_lag_of(Some(spec)),
+                rng_seed: device_seed(seed, &spec.id),
             });
             devices.insert(spec.id.clone(), Mutex::new(dev));
         };
@@ -130,6 +132,14 @@ impl Fleet {
     }
 }
 
+/// A device's own seed: the fleet seed mixed with its id (FNV-1a), so a device's draws do
+/// not depend on how many devices come before it.
+fn device_seed(seed: u64, id: &str) -> u64 {
+    id.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Locks a device, recovering from a panic in another request.
 pub fn lock(m: &Mutex<SimDevice>) -> MutexGuard<'_, SimDevice> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -167,5 +177,6 @@ fn generated_device(g: &GenerateSpec, i: usize, rng: &mut StdRng) -> DeviceSpec 
         tags,
         modules,
         offline: false,
+        connection_state_lag: None,
     }
 }
