@@ -7,6 +7,7 @@
 //! offline" from "hub unreachable" from "our credentials are wrong".
 
 use std::fmt;
+use std::num::NonZeroI64;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -140,8 +141,9 @@ pub struct IotHubError {
     tracking_id: Option<String>,
     message: String,
     retry_after: Option<Duration>,
-    /// For [`ErrorKind::DailyQuotaExceeded`]: the next 00:00 UTC by the client's clock.
-    quota_resets_at: Option<Timestamp>,
+    /// For [`ErrorKind::DailyQuotaExceeded`]: the next 00:00 UTC by the client's clock,
+    /// in Unix seconds (a midnight is whole seconds; kept small so `Result`s stay small).
+    quota_resets_at: Option<NonZeroI64>,
     attempts: u32,
     /// The failure happened before the request left (connect/TLS), so repeating it is always safe.
     unsent: bool,
@@ -174,7 +176,7 @@ impl fmt::Display for IotHubError {
         if !self.message.is_empty() {
             write!(f, ": {}", self.message)?;
         }
-        if let Some(at) = self.quota_resets_at {
+        if let Some(at) = self.quota_resets_at() {
             write!(
                 f,
                 "; billable calls (twin reads, queries, direct methods) are refused until the quota resets at {at} (00:00 UTC)"
@@ -246,7 +248,7 @@ impl IotHubError {
     /// When the daily quota resets; also sets [`retry_after`](Self::retry_after) to the
     /// time left until then (by `now`), so callers that only read that come back in time.
     pub fn with_quota_reset(mut self, resets_at: Timestamp, now: Timestamp) -> Self {
-        self.quota_resets_at = Some(resets_at);
+        self.quota_resets_at = NonZeroI64::new(resets_at.as_second());
         self.retry_after =
             Some(Duration::try_from(resets_at.duration_since(now)).unwrap_or(Duration::ZERO));
         self
@@ -316,6 +318,7 @@ impl IotHubError {
     /// 00:00 UTC by the client's clock). Billable calls fail without a request until then.
     pub fn quota_resets_at(&self) -> Option<Timestamp> {
         self.quota_resets_at
+            .and_then(|s| Timestamp::from_second(s.get()).ok())
     }
     /// How many HTTP attempts were made before giving up.
     pub fn attempts(&self) -> u32 {
