@@ -42,9 +42,16 @@ async fn microsoft_node_sdk_accepts_a_bare_host_name_on_port_443() {
         }
         Err(e) => panic!("{e}"),
     };
-    assert!(handle.connection_string().starts_with("HostName=localhost;"));
+    assert!(
+        handle
+            .connection_string()
+            .starts_with("HostName=localhost;")
+    );
     let run = tokio::process::Command::new("node")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/sdk_check.js"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/node/sdk_check.js"
+        ))
         .env("SIM_CONNECTION_STRING", handle.connection_string())
         .env("SIM_DEVICE", "edge-0001")
         .env("NODE_EXTRA_CA_CERTS", &ca)
@@ -76,7 +83,10 @@ async fn microsoft_node_sdk_accepts_a_bare_host_name_on_port_443() {
     assert_eq!(result["rows"][0]["lastDesiredStatus"]["code"], 200);
     assert_eq!(result["pingStatus"], 200);
     let counts = handle.request_counts();
-    assert_eq!(counts.unauthorized, 0, "the SDK's SAS tokens (sr=localhost) are accepted");
+    assert_eq!(
+        counts.unauthorized, 0,
+        "the SDK's SAS tokens (sr=localhost) are accepted"
+    );
     assert_eq!(handle.billing_counts().messages.methods, 2);
     handle.shutdown().await;
 }

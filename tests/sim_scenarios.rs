@@ -725,6 +725,12 @@ async fn connection_state_follows_the_device_late_by_a_seeded_delay() {
         "Disconnected",
         "without a lag the hub notices at once"
     );
+    let fleet = h.fleet_summary();
+    assert_eq!(
+        (fleet.online, fleet.connected),
+        (1, 3),
+        "three devices dropped; the hub has noticed only the one without a lag"
+    );
     let went = first_seen(&h, &c, "offline", "Disconnected", 360)
         .await
         .expect("the hub notices within the 5 minute lag");

@@ -246,8 +246,6 @@ pub struct SimDevice {
     /// When IoT Hub will notice the pending connection change.
     connection_noticed_at: Option<Timestamp>,
     connection_state_lag: SignedDuration,
-    /// The last time IoT Hub heard from the device (`lastActivityTime`).
-    last_activity: Option<Timestamp>,
     rng: StdRng,
     last_desired_version: i64,
     last_desired_status: (i64, String),
@@ -301,7 +299,6 @@ impl SimDevice {
             hub_sees_online: seed.online,
             connection_noticed_at: None,
             connection_state_lag: seed.connection_state_lag,
-            last_activity: seed.online.then_some(boot),
             rng: StdRng::seed_from_u64(seed.rng_seed),
             last_desired_version: 0,
             last_desired_status: (200, String::new()),
@@ -826,7 +823,6 @@ impl SimDevice {
 
     /// IoT Hub heard from the device at `at` (`lastActivityTime` of the device twin).
     fn note_activity(&mut self, at: Timestamp) {
-        self.last_activity = Some(at);
         self.device_twin.last_activity_time = with_z(at);
     }
 

@@ -29,6 +29,8 @@ pub struct Fleet {
 pub struct FleetSummary {
     pub devices: usize,
     pub online: usize,
+    /// Devices IoT Hub reports `Connected` (it notices connection changes late).
+    pub connected: usize,
     pub module_twins: usize,
     pub scheduled_events: usize,
 }
@@ -118,6 +120,7 @@ impl Fleet {
         let mut s = FleetSummary {
             devices: self.devices.len(),
             online: 0,
+            connected: 0,
             module_twins: 0,
             scheduled_events: 0,
         };
@@ -125,6 +128,7 @@ impl Fleet {
             let mut d = lock(dev);
             d.advance_to(now);
             s.online += usize::from(d.is_online());
+            s.connected += usize::from(d.hub_sees_online());
             s.module_twins += d.module_twins().count();
             s.scheduled_events += d.scheduled_events();
         }

@@ -450,11 +450,13 @@ impl Parser {
         }
     }
 
+    /// A dotted path. Only its first name may not be a keyword: after a dot any name is
+    /// a property (`tags.group`, `properties.reported.order`).
     fn path(&mut self) -> Result<Vec<String>, QueryError> {
         let mut path = Vec::new();
         loop {
             match self.next() {
-                Some(Token::Word(w)) if !is_reserved(&w) => path.push(w),
+                Some(Token::Word(w)) if !path.is_empty() || !is_reserved(&w) => path.push(w),
                 _ => {
                     self.pos -= 1;
                     return Err(self.unexpected("expected a property path such as tags.site"));
@@ -666,6 +668,24 @@ mod tests {
         assert!(loose.filter.unwrap().matches(&t));
         let grouped = parse("SELECT * FROM devices WHERE tags.site = 'plant-a' AND (deviceId = 'z' OR deviceId = 'a')").unwrap();
         assert!(!grouped.filter.unwrap().matches(&t));
+    }
+
+    #[test]
+    fn keywords_are_property_names_after_a_dot() {
+        let mut t = twin("a", None, "s");
+        t.tags = Some(
+            json!({"group": "g1", "order": 2, "as": true})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        let q = parse("SELECT tags.group, tags.order AS o FROM devices WHERE tags.as = true AND tags.group IN ['g1']").unwrap();
+        assert!(q.matches(&t));
+        assert_eq!(
+            Value::Object(q.project(&t).unwrap()),
+            json!({"group": "g1", "o": 2})
+        );
+        assert!(parse("SELECT group FROM devices").is_err());
     }
 
     #[test]
