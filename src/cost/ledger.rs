@@ -84,15 +84,6 @@ pub(crate) fn utc_day(at: Timestamp) -> Date {
     at.to_zoned(TimeZone::UTC).date()
 }
 
-/// The next 00:00 UTC after `at`: when the hub's daily quota, and every budget, resets.
-/// (At the very end of the representable time range it is that end.)
-pub fn next_utc_midnight(at: Timestamp) -> Timestamp {
-    utc_day(at)
-        .tomorrow()
-        .and_then(|day| day.to_zoned(TimeZone::UTC))
-        .map_or(Timestamp::MAX, |midnight| midnight.timestamp())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,26 +164,5 @@ mod tests {
         ledger.charge(now, u64::MAX);
         ledger.charge(now, 1);
         assert_eq!(ledger.today(now), u64::MAX);
-    }
-
-    #[test]
-    fn the_end_of_time_has_no_next_midnight_but_does_not_panic() {
-        assert_eq!(next_utc_midnight(Timestamp::MAX), Timestamp::MAX);
-    }
-
-    #[test]
-    fn the_quota_resets_at_the_next_utc_midnight() {
-        assert_eq!(
-            next_utc_midnight(at("2026-12-01T10:00:00Z")),
-            at("2026-12-02T00:00:00Z")
-        );
-        assert_eq!(
-            next_utc_midnight(at("2026-12-01T00:00:00Z")),
-            at("2026-12-02T00:00:00Z")
-        );
-        assert_eq!(
-            next_utc_midnight(at("2026-12-31T23:59:59.9Z")),
-            at("2027-01-01T00:00:00Z")
-        );
     }
 }

@@ -17,7 +17,7 @@ mod planner;
 mod share;
 
 pub use estimate::RunningCost;
-pub use ledger::{DailyLedger, next_utc_midnight};
+pub use ledger::DailyLedger;
 pub use planner::{Background, BackgroundKind, Fit, Heartbeat, Plan, PlanInput, plan};
 pub use share::{WatchDemand, share_budget};
 
