@@ -164,8 +164,8 @@ fn kill_9(pid: u32) {
 }
 
 #[tokio::test]
-async fn the_api_server_restarts_in_place_and_keeps_its_objects() {
-    let cluster = KubeCluster::start();
+async fn the_api_server_restarts_in_place_with_its_flags_and_objects() {
+    let cluster = KubeCluster::start_with(&["--v=1"]);
     let before = cluster.started().unwrap().pids["kube-apiserver"];
     let namespace = cluster.create_namespace("harness-restart").await;
     Api::<ConfigMap>::namespaced(cluster.client().await, &namespace)

@@ -57,7 +57,7 @@ pub fn shared() -> &'static KubeCluster {
     static SHARED: OnceLock<Result<KubeCluster, String>> = OnceLock::new();
     let cluster = SHARED.get_or_init(|| match std::env::var_os(EXTERNAL_KUBECONFIG_ENV) {
         Some(path) => KubeCluster::external(PathBuf::from(path)),
-        None => KubeCluster::try_start(),
+        None => KubeCluster::try_start(&[]),
     });
     match cluster {
         Ok(cluster) => cluster,
@@ -69,17 +69,24 @@ impl KubeCluster {
     /// Starts a cluster of the caller's own (stopped on drop), for tests that restart
     /// or otherwise disturb the server.
     pub fn start() -> Self {
-        Self::try_start().unwrap_or_else(|e| panic!("starting a Kubernetes API server: {e}"))
+        Self::start_with(&[])
     }
 
-    fn try_start() -> Result<Self, String> {
+    /// [`KubeCluster::start`] with extra kube-apiserver flags, for example
+    /// `--default-watch-cache-size=0` (later flags win over the defaults).
+    pub fn start_with(apiserver_args: &[&str]) -> Self {
+        Self::try_start(apiserver_args)
+            .unwrap_or_else(|e| panic!("starting a Kubernetes API server: {e}"))
+    }
+
+    fn try_start(apiserver_args: &[&str]) -> Result<Self, String> {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "edgewatch-kube-{}-{}",
             std::process::id(),
             STARTED.fetch_add(1, Ordering::Relaxed)
         ));
-        let (supervisor, ready) = Supervisor::start(&dir)?;
+        let (supervisor, ready) = Supervisor::start(&dir, apiserver_args)?;
         let cluster = Self {
             server: ready.server.clone(),
             kubeconfig: ready.kubeconfig.clone(),

@@ -41,12 +41,14 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Starts a cluster in `dir` (removed when it stops) and waits until it is ready.
-    pub fn start(dir: &Path) -> Result<(Self, Announcement), String> {
+    /// Starts a cluster in `dir` (removed when it stops), with extra kube-apiserver flags,
+    /// and waits until it is ready.
+    pub fn start(dir: &Path, apiserver_args: &[&str]) -> Result<(Self, Announcement), String> {
         let mut child = Command::new(tools::testcluster())
             .arg("-dir")
             .arg(dir)
             .args(["-cleanup", "-until", "stdin"])
+            .args(apiserver_args.iter().map(|a| format!("-apiserver-arg={a}")))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

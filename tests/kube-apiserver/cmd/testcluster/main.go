@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -41,7 +42,14 @@ type options struct {
 	until        string
 	cleanup      bool
 	startTimeout time.Duration
+	extraArgs    repeated
 }
+
+// repeated collects a flag given several times.
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, " ") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 func main() {
 	var o options
@@ -51,6 +59,7 @@ func main() {
 	flag.StringVar(&o.until, "until", "stdin", "run until stdin reaches EOF (stdin) or until SIGTERM/SIGINT (signal)")
 	flag.BoolVar(&o.cleanup, "cleanup", false, "remove -dir when stopping")
 	flag.DurationVar(&o.startTimeout, "start-timeout", 3*time.Minute, "how long each server may take to become ready")
+	flag.Var(&o.extraArgs, "apiserver-arg", "an extra kube-apiserver flag such as --default-watch-cache-size=0 (repeatable; later flags win)")
 	flag.Parse()
 	if o.dir == "" || (o.until != "stdin" && o.until != "signal") {
 		flag.Usage()
@@ -77,7 +86,7 @@ func run(o options) int {
 	if err != nil {
 		return fail(fmt.Errorf("generating certificates: %w", err))
 	}
-	l := layout{dir: dir, binDir: o.binDir, pki: p, kubeconfig: filepath.Join(dir, "admin.kubeconfig")}
+	l := layout{dir: dir, binDir: o.binDir, pki: p, kubeconfig: filepath.Join(dir, "admin.kubeconfig"), extraArgs: o.extraArgs}
 	ctx, cancel := context.WithTimeout(context.Background(), o.startTimeout)
 	c, err := startCluster(ctx, l)
 	cancel()

@@ -143,6 +143,7 @@ type layout struct {
 	binDir     string
 	pki        *pki
 	kubeconfig string
+	extraArgs  []string // appended to kube-apiserver's flags
 }
 
 func (l layout) path(name string) string { return filepath.Join(l.dir, name) }
@@ -183,7 +184,7 @@ func startEtcd(ctx context.Context, l layout, clientPort, peerPort int) (*child,
 }
 
 func apiserverArgs(l layout, etcdURL string, port int) []string {
-	return []string{
+	args := []string{
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -207,6 +208,7 @@ func apiserverArgs(l layout, etcdURL string, port int) []string {
 		"--audit-log-path=" + l.path("audit.log"),
 		"--audit-log-maxbackup=1",
 	}
+	return append(args, l.extraArgs...)
 }
 
 // auditPolicy records every write (not reads, not the server's own bookkeeping), so a
