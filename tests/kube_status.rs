@@ -273,10 +273,13 @@ async fn kubectl_wait_for_ready_returns_once_ready_is_true() {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        waiting.try_wait().unwrap().is_none(),
-        "kubectl wait returned before Ready was True"
-    );
+    if waiting.try_wait().unwrap().is_some() {
+        let early = waiting.wait_with_output().await.unwrap();
+        panic!(
+            "kubectl wait returned before Ready was True: {early:?} {}",
+            String::from_utf8_lossy(&early.stderr)
+        );
+    }
     apply_status(&api, "plant-a", &status(true, false)).await;
     let done = tokio::time::timeout(Duration::from_secs(120), waiting.wait_with_output())
         .await
