@@ -190,6 +190,16 @@ async fn the_api_server_restarts_in_place_with_its_flags_and_objects() {
 }
 
 #[test]
+fn a_server_that_cannot_start_is_reported_with_its_log() {
+    let error = match KubeCluster::try_start(&["--no-such-flag=1"]) {
+        Ok(_) => panic!("kube-apiserver started with an unknown flag"),
+        Err(error) => error,
+    };
+    assert!(error.contains("kube-apiserver exited"), "{error}");
+    assert!(error.contains("unknown flag: --no-such-flag"), "{error}");
+}
+
+#[test]
 fn servers_die_with_a_killed_testcluster() {
     let cluster = KubeCluster::start();
     let started = cluster.started().unwrap().clone();

@@ -79,7 +79,9 @@ impl KubeCluster {
             .unwrap_or_else(|e| panic!("starting a Kubernetes API server: {e}"))
     }
 
-    fn try_start(apiserver_args: &[&str]) -> Result<Self, String> {
+    /// [`KubeCluster::start_with`] returning why the server did not come up (testcluster's
+    /// message, with the end of the failing server's log) instead of panicking.
+    pub fn try_start(apiserver_args: &[&str]) -> Result<Self, String> {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "edgewatch-kube-{}-{}",

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -38,6 +39,7 @@ pub struct Supervisor {
     stdin: Option<ChildStdin>,
     announcements: Receiver<Announcement>,
     stderr: Arc<Mutex<Vec<String>>>,
+    stderr_reader: Option<JoinHandle<()>>,
 }
 
 impl Supervisor {
@@ -55,12 +57,13 @@ impl Supervisor {
             .spawn()
             .map_err(|e| format!("cannot run testcluster: {e}"))?;
         let announcements = read_announcements(child.stdout.take().expect("piped stdout"));
-        let stderr = forward_stderr(child.stderr.take().expect("piped stderr"));
+        let (stderr, stderr_reader) = forward_stderr(child.stderr.take().expect("piped stderr"));
         let mut supervisor = Self {
             stdin: child.stdin.take(),
             child,
             announcements,
             stderr,
+            stderr_reader: Some(stderr_reader),
         };
         let ready = supervisor.next_announcement("ready")?;
         Ok((supervisor, ready))
@@ -90,6 +93,10 @@ impl Supervisor {
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let status = self.child.wait().map(|s| s.to_string());
+                    // Its last words may still be in the pipe.
+                    if let Some(reader) = self.stderr_reader.take() {
+                        let _ = reader.join();
+                    }
                     return Err(format!(
                         "testcluster exited ({}) before reporting {event:?}{}",
                         status.unwrap_or_else(|e| e.to_string()),
@@ -144,16 +151,18 @@ fn read_announcements(stdout: impl std::io::Read + Send + 'static) -> Receiver<A
 
 /// Copies testcluster's stderr to this process's stderr (past the test harness's output
 /// capture, so it lands in the CI log) and keeps it for error messages.
-fn forward_stderr(stderr: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+fn forward_stderr(
+    stderr: impl std::io::Read + Send + 'static,
+) -> (Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let kept = Arc::clone(&lines);
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             write_log(&line);
             kept.lock().expect("stderr lines").push(line);
         }
     });
-    lines
+    (lines, reader)
 }
 
 /// Writes one line to the process's real stderr. `eprintln!` in a test is captured and
