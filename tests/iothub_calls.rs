@@ -559,8 +559,15 @@ async fn rejected_requests_are_typed_and_not_retried() {
     assert_eq!(bad_query.kind(), ErrorKind::Rejected);
     assert_eq!(bad_query.error_code(), Some(400004));
     let quota = client.get_device_twin::<Value>("gw").await.unwrap_err();
-    assert_eq!(quota.kind(), ErrorKind::Rejected);
+    assert_eq!(quota.kind(), ErrorKind::DailyQuotaExceeded);
     assert_eq!(quota.error_code(), Some(403002));
+    assert!(quota.quota_resets_at().is_some());
+    assert!(bad_query.is_unsupported_query_feature());
+    assert_eq!(server.requests().len(), 2);
+    // Until the reset, billable calls are refused without a request.
+    let again = client.get_device_twin::<Value>("gw").await.unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::DailyQuotaExceeded);
+    assert!(again.was_unsent());
     assert_eq!(server.requests().len(), 2);
 }
 
@@ -585,4 +592,61 @@ async fn method_answers_with_unknown_fields_or_no_body_are_handled() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadResponse);
+}
+
+/// IoT Hub's own billing examples, as the client reports them: an 8 KB twin is 2
+/// messages, a 6 KB method body with a 1 KB answer 3, a 10 KB query page 3, a module
+/// list 0, and an error answer nothing at all.
+#[tokio::test]
+async fn billed_messages_are_reported_per_successful_answer() {
+    let kb = |n: usize| "x".repeat(n * 1024);
+    let server = TestServer::http(move |r, _| match (r.method.as_str(), r.path.as_str()) {
+        ("GET", "/twins/gw/modules/%24edgeAgent") => {
+            // 8 KB of body exactly: {"p":"xxxx…"} padded to 8,192 bytes.
+            Reply::json(200, json!({"p": "x".repeat(8 * 1024 - 8)}))
+        }
+        ("GET", "/devices/gw/modules") => Reply::json(200, json!([{"moduleId": "$edgeAgent"}])),
+        ("POST", "/devices/query") if r.header("x-ms-continuation").is_none() => {
+            Reply::json(200, json!([{"p": kb(10)}])).header("x-ms-continuation", "next")
+        }
+        ("POST", "/devices/query") => Reply::json(200, json!([])),
+        ("POST", "/twins/gw/modules/m/methods") => {
+            Reply::json(200, json!({"status": 200, "payload": "y".repeat(1024 - 2)}))
+        }
+        _ => Reply::hub_error(404, "DeviceNotFound", "no", "trk"),
+    })
+    .await;
+    let observer = Arc::new(RecordingObserver::default());
+    let mut config = config_for(&server);
+    config.observer = observer.clone();
+    let client = sas_client(config);
+
+    let twin: Value = client.get_module_twin("gw", "$edgeAgent").await.unwrap();
+    assert_eq!(serde_json::to_vec(&twin).unwrap().len(), 8 * 1024);
+    let _: Vec<Value> = client.list_modules("gw").await.unwrap();
+    let pages: Vec<Value> = client
+        .query("SELECT * FROM devices")
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(pages.len(), 1);
+    let request = MethodRequest::new("m", json!("z".repeat(6 * 1024 - 2)));
+    client
+        .invoke_module_method("gw", "m", request)
+        .await
+        .unwrap();
+    assert!(client.get_device_twin::<Value>("missing").await.is_err());
+
+    let billed = observer.billed.lock().unwrap().clone();
+    let billed: Vec<(&str, u64)> = billed.iter().map(|(op, n)| (op.as_str(), *n)).collect();
+    assert_eq!(
+        billed,
+        [
+            ("get_module_twin", 2),
+            ("list_modules", 0),
+            ("query", 3),
+            ("query", 1),
+            ("invoke_method", 3),
+        ]
+    );
 }

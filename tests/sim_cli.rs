@@ -83,3 +83,40 @@ fn a_policy_key_that_is_not_base64_is_refused_without_echoing_it() {
         "{err}"
     );
 }
+
+#[test]
+fn a_daily_quota_is_announced_and_a_malformed_one_refused() {
+    let mut child = Command::new(BIN)
+        .args([
+            "sim",
+            "--devices",
+            "2",
+            "--port",
+            "0",
+            "--daily-quota",
+            "s1:2",
+            "--fleet-messages-per-device-day",
+            "10",
+            "--refuse-projections",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let quota = lines.nth(3).expect("a quota line").expect("utf-8");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        quota,
+        "daily quota: 800000 messages per UTC day in 4096-byte chunks (403002 IotHubQuotaExceeded when used up); fleet telemetry: 10 messages per device per day"
+    );
+
+    let out = Command::new(BIN)
+        .args(["sim", "--port", "0", "--daily-quota", "s9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("s9") && err.contains("s1[:UNITS]"), "{err}");
+}

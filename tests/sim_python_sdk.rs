@@ -74,11 +74,31 @@ async fn microsoft_python_sdk_reads_twins_pages_queries_and_pings() {
         format!("{online}/SimulatedTemperatureSensor")
     );
 
+    assert_eq!(result["projectionItems"], 25);
+    assert_eq!(result["projectionDevices"], 25);
+    assert_eq!(result["projectionPages"], 3);
+    assert_eq!(result["projectionType"], "raw");
+    assert_eq!(
+        result["projectionStates"],
+        serde_json::json!(["Disconnected"]),
+        "$edgeAgent module twins always read Disconnected"
+    );
+
     let counts = handle.request_counts();
     assert_eq!(counts.unauthorized, 0, "the SDK's SAS tokens are accepted");
     assert!(
-        counts.queries >= 3 && counts.methods == 2 && counts.twin_reads == 3,
+        counts.queries >= 6 && counts.methods == 2 && counts.twin_reads == 3,
         "{counts:?}"
+    );
+    let billing = handle.billing_counts();
+    assert_eq!(
+        billing.messages.methods, 2,
+        "the SDK's ping costs 2 messages; the 404103 costs nothing"
+    );
+    assert_eq!(billing.messages.registry, 0);
+    assert!(
+        billing.messages.queries >= counts.queries,
+        "every page costs at least one message: {billing:?}"
     );
     handle.shutdown().await;
 }

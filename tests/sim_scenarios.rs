@@ -675,3 +675,148 @@ async fn twins_of_a_generated_fleet_are_reproducible_from_the_seed() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+fn connection_scenario() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/scenarios/connection-state.yaml"
+    ))
+    .unwrap()
+}
+
+async fn device_twin(c: &HubClient, device: &str) -> Value {
+    let (status, _, twin) = c.get(&format!("/twins/{device}?{API}")).await;
+    assert_eq!(status, StatusCode::OK);
+    twin
+}
+
+/// Seconds after t0 at which the device twin first reads `state`, polling every 5 s up
+/// to `until` seconds.
+async fn first_seen(
+    h: &edgewatch::sim::SimHandle,
+    c: &HubClient,
+    device: &str,
+    state: &str,
+    until: i64,
+) -> Option<i64> {
+    let start = h.clock().now().duration_since(t0()).as_secs();
+    let mut at = start;
+    while at <= until {
+        if device_twin(c, device).await["connectionState"] == state {
+            return Some(at);
+        }
+        advance(h, 5);
+        at += 5;
+    }
+    None
+}
+
+#[tokio::test]
+async fn connection_state_follows_the_device_late_by_a_seeded_delay() {
+    let h = start_scenario(&connection_scenario()).await;
+    let c = HubClient::new(&h);
+    assert_eq!(
+        device_twin(&c, "offline").await["connectionState"],
+        "Connected"
+    );
+    advance(&h, 60);
+    assert_eq!(
+        device_twin(&c, "instant").await["connectionState"],
+        "Disconnected",
+        "without a lag the hub notices at once"
+    );
+    let fleet = h.fleet_summary();
+    assert_eq!(
+        (fleet.online, fleet.connected),
+        (1, 3),
+        "three devices dropped; the hub has noticed only the one without a lag"
+    );
+    let went = first_seen(&h, &c, "offline", "Disconnected", 360)
+        .await
+        .expect("the hub notices within the 5 minute lag");
+    assert!(went > 60, "the hub noticed late (at {went}s), not at once");
+    let twin = device_twin(&c, "offline").await;
+    assert_eq!(
+        twin["lastActivityTime"],
+        zulu(60),
+        "last heard of when it dropped"
+    );
+    let edge_hub = c.module_twin("offline", "$edgeHub").await;
+    assert_eq!(edge_hub["connectionState"], "Disconnected");
+    let agent = c.module_twin("hung", "$edgeAgent").await;
+    assert_eq!(
+        agent["connectionState"], "Disconnected",
+        "the agent's twin never says Connected"
+    );
+
+    // The same scenario and seed notice at the same moment.
+    let again = start_scenario(&connection_scenario()).await;
+    let c2 = HubClient::new(&again);
+    advance(&again, 60);
+    assert_eq!(
+        first_seen(&again, &c2, "offline", "Disconnected", 360).await,
+        Some(went)
+    );
+    again.shutdown().await;
+
+    h.apply("offline", Action::Online {}).unwrap();
+    let back_at = h.clock().now().duration_since(t0()).as_secs();
+    let back = first_seen(&h, &c, "offline", "Connected", back_at + 300)
+        .await
+        .expect("the hub notices the reconnection within the lag");
+    assert!(back >= back_at);
+    assert_eq!(
+        device_twin(&c, "offline").await["lastActivityTime"],
+        zulu(back_at)
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_blip_shorter_than_the_lag_is_never_seen() {
+    let h = start_scenario(&connection_scenario()).await;
+    let c = HubClient::new(&h);
+    for _ in 0..(600 / 10) {
+        assert_eq!(
+            device_twin(&c, "blip").await["connectionState"],
+            "Connected"
+        );
+        advance(&h, 10);
+    }
+    let (status, _, _) = c.invoke("blip", "$edgeAgent", "ping", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_hung_agent_times_out_while_the_hub_still_reports_connected() {
+    let h = start_scenario(&connection_scenario()).await;
+    let c = HubClient::new(&h);
+    let before = c.agent_reported("hung").await;
+    advance(&h, 600);
+    let (status, _, body) = c.invoke("hung", "$edgeAgent", "ping", json!({})).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::GATEWAY_TIMEOUT, "504101".to_string())
+    );
+    assert_eq!(
+        device_twin(&c, "hung").await["connectionState"],
+        "Connected"
+    );
+    assert_eq!(
+        c.module_twin("hung", "$edgeHub").await["connectionState"],
+        "Connected"
+    );
+    assert_eq!(
+        c.agent_reported("hung").await,
+        before,
+        "the crash at 90s never reached the agent's reported properties"
+    );
+
+    h.apply("hung", Action::Responsive {}).unwrap();
+    let (status, _, _) = c.invoke("hung", "$edgeAgent", "ping", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let sensor = c.agent_module("hung", SENSOR).await;
+    assert_eq!(sensor["lastExitTimeUtc"], naive(90), "the agent catches up");
+    h.shutdown().await;
+}

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::sim::{self, SasPolicy, Scenario, SimConfig, ThrottleQuotas, TlsMode};
+use crate::sim::{
+    self, DailyQuota, QueryRefusals, SasPolicy, Scenario, SimConfig, ThrottleQuotas, TlsMode,
+};
 
 /// Transport security of the simulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,6 +65,20 @@ pub struct SimArgs {
     pub hub_name: String,
     #[arg(long, value_enum, default_value_t = ThrottleArg::None)]
     pub throttle: ThrottleArg,
+    /// Daily message quota: free (8,000 in 0.5 KB chunks), s1[:UNITS] (400,000 per unit),
+    /// s2[:UNITS] (6,000,000), s3[:UNITS] (300,000,000) or a number of messages. Over it,
+    /// billable requests answer 403002 until 00:00 UTC (simulated). Default: none.
+    #[arg(long, value_name = "TIER|N", value_parser = DailyQuota::parse)]
+    pub daily_quota: Option<DailyQuota>,
+    /// Background telemetry per device per simulated day, counted against the quota.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub fleet_messages_per_device_day: u64,
+    /// Answer projections (any SELECT but `SELECT *`) with 400 ArgumentInvalid.
+    #[arg(long)]
+    pub refuse_projections: bool,
+    /// Answer WHERE clauses on `$metadata` paths with 400 ArgumentInvalid.
+    #[arg(long)]
+    pub refuse_metadata_filters: bool,
 }
 
 /// Runs the simulator; exit 0 after Ctrl-C, 2 on bad arguments or files, 1 on other failures.
@@ -115,12 +131,19 @@ fn config_from(args: &SimArgs) -> anyhow::Result<SimConfig> {
             ThrottleArg::None => ThrottleQuotas::default(),
             ThrottleArg::S1 => ThrottleQuotas::s1(1),
         },
+        daily_quota: args.daily_quota,
+        fleet_messages_per_device_day: args.fleet_messages_per_device_day,
+        query_refusals: QueryRefusals {
+            projections: args.refuse_projections,
+            metadata_filters: args.refuse_metadata_filters,
+        },
         ..SimConfig::default()
     })
 }
 
 fn serve(config: SimConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let quota_line = quota_summary(&config);
     runtime.block_on(async {
         let handle = sim::start(config).await.context("starting the simulator")?;
         let s = handle.fleet_summary();
@@ -139,8 +162,31 @@ fn serve(config: SimConfig) -> anyhow::Result<()> {
             s.scheduled_events,
             handle.base_url()
         );
+        if let Some(line) = &quota_line {
+            println!("{line}");
+        }
         tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
         handle.shutdown().await;
         Ok(())
     })
+}
+
+/// One line about the daily quota and fleet telemetry, when either is configured.
+fn quota_summary(config: &SimConfig) -> Option<String> {
+    let fleet = config.fleet_messages_per_device_day;
+    let quota = config.daily_quota.map(|q| {
+        format!(
+            "daily quota: {} messages per UTC day in {}-byte chunks (403002 IotHubQuotaExceeded when used up)",
+            q.messages,
+            q.meter.chunk_bytes()
+        )
+    });
+    match (quota, fleet) {
+        (None, 0) => None,
+        (Some(q), 0) => Some(q),
+        (q, n) => Some(format!(
+            "{}; fleet telemetry: {n} messages per device per day",
+            q.unwrap_or_else(|| "daily quota: none".into())
+        )),
+    }
 }

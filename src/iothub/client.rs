@@ -2,17 +2,19 @@
 //! retries and error typing around every call.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use backon::Retryable;
 use bytes::Bytes;
+use jiff::Timestamp;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, redirect};
 use serde::de::DeserializeOwned;
 
 use super::auth::{AuthContext, Authorizer, Credential, transport_error};
+use super::billing::{BilledOperation, Meter, next_quota_reset};
 use super::config::{ClientConfig, Clock, RetryPolicy};
 use super::error::{ConfigError, ErrorKind, IotHubError};
 use super::observer::{Operation, RequestObserver};
@@ -39,6 +41,8 @@ struct Inner {
     request_timeout: Duration,
     observer: Arc<dyn RequestObserver>,
     clock: Arc<dyn Clock>,
+    /// Set when the hub answered 403002: billable calls fail locally until this instant.
+    quota_blocked_until: Mutex<Option<Timestamp>>,
 }
 
 /// One logical call, possibly sent several times.
@@ -109,6 +113,7 @@ impl IotHubClient {
                 request_timeout: config.request_timeout,
                 observer: Arc::clone(&config.observer),
                 clock: Arc::clone(&config.clock),
+                quota_blocked_until: Mutex::new(None),
             }),
         })
     }
@@ -120,6 +125,29 @@ impl IotHubClient {
 
     pub(crate) fn page_size(&self) -> u32 {
         self.inner.page_size
+    }
+
+    /// Until when billable calls (twin reads, queries, methods) fail without a request,
+    /// because the hub answered 403002 IotHubQuotaExceeded: the next 00:00 UTC by the
+    /// client's clock. `None` when calls go out normally.
+    pub fn quota_blocked_until(&self) -> Option<Timestamp> {
+        let until = *lock(&self.inner.quota_blocked_until);
+        until.filter(|at| self.inner.clock.now() < *at)
+    }
+
+    /// Reports what a successful answer cost, by the standard-tier rules (4 KB chunks).
+    pub(crate) fn report_billed(
+        &self,
+        operation: Operation,
+        request_bytes: u64,
+        response_bytes: u64,
+    ) {
+        if let Some(kind) = operation.billed_as() {
+            let messages = Meter::STANDARD.charge(kind, request_bytes, response_bytes);
+            self.inner
+                .observer
+                .billed(&self.inner.hub, operation, messages);
+        }
     }
 
     /// `GET /twins/{device}`: the device twin.
@@ -136,6 +164,7 @@ impl IotHubClient {
             None,
         );
         let response = self.execute(&call).await?;
+        self.report_billed(operation, 0, response.body.len() as u64);
         parse_json(operation, &response.body)
     }
 
@@ -156,6 +185,7 @@ impl IotHubClient {
         let response = self
             .execute(&Call::get(operation, path, device, Some(module)))
             .await?;
+        self.report_billed(operation, 0, response.body.len() as u64);
         parse_json(operation, &response.body)
     }
 
@@ -170,11 +200,13 @@ impl IotHubClient {
         let response = self
             .execute(&Call::get(operation, path, device, None))
             .await?;
+        self.report_billed(operation, 0, response.body.len() as u64);
         parse_json(operation, &response.body)
     }
 
     /// Sends a call, retrying what its `retryable` rule allows with the configured backoff.
     pub(crate) async fn execute(&self, call: &Call<'_>) -> Result<RawResponse, IotHubError> {
+        self.refuse_while_over_quota(call.operation)?;
         let attempts = AtomicU32::new(0);
         let policy = self.inner.retry;
         let result = (|| async {
@@ -201,6 +233,9 @@ impl IotHubClient {
         .await;
         result.map_err(|e| {
             let e = e.with_attempts(attempts.load(Ordering::Relaxed));
+            if let Some(until) = e.quota_resets_at() {
+                *lock(&self.inner.quota_blocked_until) = Some(until);
+            }
             tracing::debug!(
                 operation = %call.operation,
                 device = call.device,
@@ -214,6 +249,32 @@ impl IotHubClient {
             );
             e
         })
+    }
+
+    /// After a 403002 the hub refuses billable work until 00:00 UTC: fail such calls at
+    /// once instead of sending them (registry reads and token requests still go out).
+    fn refuse_while_over_quota(&self, operation: Operation) -> Result<(), IotHubError> {
+        let billable = matches!(
+            operation.billed_as(),
+            Some(
+                BilledOperation::TwinRead
+                    | BilledOperation::QueryPage
+                    | BilledOperation::DirectMethod
+            )
+        );
+        let Some(until) = self.quota_blocked_until().filter(|_| billable) else {
+            return Ok(());
+        };
+        Err(IotHubError::new(
+            ErrorKind::DailyQuotaExceeded,
+            operation,
+            "not sent: the hub answered 403002 IotHubQuotaExceeded earlier today",
+        )
+        .with_code(403002)
+        .with_name("IotHubQuotaExceeded")
+        .with_quota_reset(until, self.inner.clock.now())
+        .with_attempts(0)
+        .unsent())
     }
 
     /// One paced, authorized HTTP exchange.
@@ -322,14 +383,19 @@ impl IotHubClient {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, self.inner.clock.now()));
-        Err(IotHubError::from_response(
+        let error = IotHubError::from_response(
             call.operation,
             call.module.is_some(),
             status.as_u16(),
             name,
             &body,
         )
-        .with_retry_after(retry_after))
+        .with_retry_after(retry_after);
+        if error.kind() == ErrorKind::DailyQuotaExceeded {
+            let now = self.inner.clock.now();
+            return Err(error.with_quota_reset(next_quota_reset(now), now));
+        }
+        Err(error)
     }
 }
 
@@ -402,6 +468,10 @@ fn http_client(config: &ClientConfig) -> Result<reqwest::Client, ConfigError> {
     builder
         .build()
         .map_err(|e| ConfigError::HttpClient(e.to_string()))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Refuses empty ids before they turn into a request for the wrong resource.

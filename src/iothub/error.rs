@@ -7,8 +7,10 @@
 //! offline" from "hub unreachable" from "our credentials are wrong".
 
 use std::fmt;
+use std::num::NonZeroI64;
 use std::time::Duration;
 
+use jiff::Timestamp;
 use serde::Deserialize;
 
 use super::observer::Operation;
@@ -65,7 +67,10 @@ pub enum ErrorKind {
     HubNotFound,
     /// 5xx other than 504101.
     Server,
-    /// Other 4xx answers (malformed query, quota exhausted, precondition failed).
+    /// 403002 IotHubQuotaExceeded: the hub's daily message quota is used up; billable
+    /// calls are refused until 00:00 UTC ([`IotHubError::quota_resets_at`]).
+    DailyQuotaExceeded,
+    /// Other 4xx answers (malformed or unsupported query, precondition failed).
     Rejected,
     /// No answer within the configured request timeout.
     Timeout,
@@ -89,6 +94,7 @@ impl ErrorKind {
             ErrorKind::Throttled => "throttled",
             ErrorKind::HubNotFound => "hub_not_found",
             ErrorKind::Server => "server",
+            ErrorKind::DailyQuotaExceeded => "daily_quota_exceeded",
             ErrorKind::Rejected => "rejected",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Connection => "connection",
@@ -107,6 +113,7 @@ impl ErrorKind {
             ErrorKind::Throttled => "throttled by IoT Hub",
             ErrorKind::HubNotFound => "IoT hub not found",
             ErrorKind::Server => "IoT Hub server error",
+            ErrorKind::DailyQuotaExceeded => "the IoT hub's daily message quota is used up",
             ErrorKind::Rejected => "request rejected",
             ErrorKind::Timeout => "request timed out",
             ErrorKind::Connection => "connection failed",
@@ -134,6 +141,9 @@ pub struct IotHubError {
     tracking_id: Option<String>,
     message: String,
     retry_after: Option<Duration>,
+    /// For [`ErrorKind::DailyQuotaExceeded`]: the next 00:00 UTC by the client's clock,
+    /// in Unix seconds (a midnight is whole seconds; kept small so `Result`s stay small).
+    quota_resets_at: Option<NonZeroI64>,
     attempts: u32,
     /// The failure happened before the request left (connect/TLS), so repeating it is always safe.
     unsent: bool,
@@ -166,6 +176,12 @@ impl fmt::Display for IotHubError {
         if !self.message.is_empty() {
             write!(f, ": {}", self.message)?;
         }
+        if let Some(at) = self.quota_resets_at() {
+            write!(
+                f,
+                "; billable calls (twin reads, queries, direct methods) are refused until the quota resets at {at} (00:00 UTC)"
+            )?;
+        }
         Ok(())
     }
 }
@@ -182,6 +198,7 @@ impl IotHubError {
             tracking_id: None,
             message: message.into(),
             retry_after: None,
+            quota_resets_at: None,
             attempts: 1,
             unsent: false,
         }
@@ -215,6 +232,7 @@ impl IotHubError {
             tracking_id: parsed.tracking_id,
             message: parsed.message,
             retry_after: None,
+            quota_resets_at: None,
             attempts: 1,
             unsent: false,
         }
@@ -224,6 +242,15 @@ impl IotHubError {
 
     pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
         self.retry_after = retry_after;
+        self
+    }
+
+    /// When the daily quota resets; also sets [`retry_after`](Self::retry_after) to the
+    /// time left until then (by `now`), so callers that only read that come back in time.
+    pub fn with_quota_reset(mut self, resets_at: Timestamp, now: Timestamp) -> Self {
+        self.quota_resets_at = NonZeroI64::new(resets_at.as_second());
+        self.retry_after =
+            Some(Duration::try_from(resets_at.duration_since(now)).unwrap_or(Duration::ZERO));
         self
     }
 
@@ -287,6 +314,12 @@ impl IotHubError {
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
+    /// For [`ErrorKind::DailyQuotaExceeded`]: when the hub's quota resets (the next
+    /// 00:00 UTC by the client's clock). Billable calls fail without a request until then.
+    pub fn quota_resets_at(&self) -> Option<Timestamp> {
+        self.quota_resets_at
+            .and_then(|s| Timestamp::from_second(s.get()).ok())
+    }
     /// How many HTTP attempts were made before giving up.
     pub fn attempts(&self) -> u32 {
         self.attempts
@@ -307,6 +340,20 @@ impl IotHubError {
             ErrorKind::Throttled | ErrorKind::Server | ErrorKind::Timeout | ErrorKind::Connection
         )
     }
+
+    /// Whether the hub refused the text of a query (HTTP 400 on `/devices/query`).
+    ///
+    /// For a query edgewatch composed itself (a projection, a `$metadata` or `$version`
+    /// filter) this means the hub does not support that feature: fall back to full reads
+    /// (`SELECT *`, twin GETs) instead of failing. For a user's selector it means the
+    /// selector is wrong. The simulator answers this way when started with
+    /// `--refuse-projections` or `--refuse-metadata-filters`.
+    pub fn is_unsupported_query_feature(&self) -> bool {
+        self.operation == Operation::Query
+            && self.kind == ErrorKind::Rejected
+            && self.status == Some(400)
+            && self.error_code.is_none_or(|c| c == 400004)
+    }
 }
 
 fn classify(status: u16, code: Option<u32>, on_module: bool) -> ErrorKind {
@@ -316,6 +363,7 @@ fn classify(status: u16, code: Option<u32>, on_module: bool) -> ErrorKind {
         Some(404103) => return ErrorKind::DeviceNotOnline,
         Some(504101) => return ErrorKind::GatewayTimeout,
         Some(401001) => return ErrorKind::HubNotFound,
+        Some(403002) => return ErrorKind::DailyQuotaExceeded,
         Some(c) if (401000..402000).contains(&c) => return ErrorKind::Unauthorized,
         Some(c) if (429000..430000).contains(&c) => return ErrorKind::Throttled,
         _ => {}
@@ -343,6 +391,10 @@ fn code_for_name(name: &str) -> Option<u32> {
         "DeviceNotFound" => 404001,
         "ModuleNotFound" => 404010,
         "DeviceNotOnline" => 404103,
+        "InvalidProtocolVersion" => 400001,
+        "ArgumentInvalid" => 400004,
+        "ArgumentNull" => 400005,
+        "IotHubFormatError" => 400006,
         "PreconditionFailed" => 412001,
         "GenericTooManyRequests" => 429000,
         "ThrottlingException" => 429001,
@@ -564,6 +616,66 @@ mod tests {
         assert_eq!(e.error_code(), Some(400004));
         assert_eq!(e.kind(), ErrorKind::Rejected);
         assert_eq!(e.tracking_id(), Some("x"));
+    }
+
+    #[test]
+    fn quota_exceeded_in_both_body_forms_is_its_own_kind() {
+        let classic = err(
+            403,
+            Some("IotHubQuotaExceeded"),
+            r#"{"Message":"ErrorCode:IotHubQuotaExceeded;Total number of messages on IotHub 'x' exceeded the allocated quota","ExceptionMessage":"Tracking ID:q1-G:0-TimeStamp:03/01/2026 12:00:00"}"#,
+        );
+        assert_eq!(classic.kind(), ErrorKind::DailyQuotaExceeded);
+        assert_eq!(classic.error_code(), Some(403002));
+        let nested = IotHubError::from_response(
+            Operation::InvokeMethod,
+            true,
+            403,
+            None,
+            br#"{"Message":"{\"errorCode\":403002,\"trackingId\":\"q2\",\"message\":\"quota\",\"timestampUtc\":\"2026-03-01T12:00:00Z\"}","ExceptionMessage":""}"#,
+        );
+        assert_eq!(nested.kind(), ErrorKind::DailyQuotaExceeded);
+        assert!(!nested.is_transient(), "never retried before the reset");
+        let other_403 = err(403, Some("IotHubSuspended"), "");
+        assert_eq!(other_403.kind(), ErrorKind::Rejected);
+    }
+
+    #[test]
+    fn quota_errors_say_when_the_quota_resets() {
+        let now: Timestamp = "2026-03-01T22:30:00Z".parse().unwrap();
+        let reset: Timestamp = "2026-03-02T00:00:00Z".parse().unwrap();
+        let e = err(403, Some("IotHubQuotaExceeded"), "").with_quota_reset(reset, now);
+        assert_eq!(e.quota_resets_at(), Some(reset));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(90 * 60)));
+        let text = e.to_string();
+        assert!(
+            text.contains("daily message quota is used up")
+                && text.contains("403002 IotHubQuotaExceeded")
+                && text.contains("2026-03-02T00:00:00Z"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_refused_query_is_recognisable_as_an_unsupported_feature() {
+        let refused = IotHubError::from_response(
+            Operation::Query,
+            false,
+            400,
+            Some("ArgumentInvalid"),
+            br#"{"Message":"ErrorCode:ArgumentInvalid;projections are not supported"}"#,
+        );
+        assert!(refused.is_unsupported_query_feature());
+        let bad_version = IotHubError::from_response(
+            Operation::Query,
+            false,
+            400,
+            Some("InvalidProtocolVersion"),
+            b"",
+        );
+        assert!(!bad_version.is_unsupported_query_feature());
+        let twin = err(400, Some("ArgumentInvalid"), "");
+        assert!(!twin.is_unsupported_query_feature(), "only queries");
     }
 
     #[test]

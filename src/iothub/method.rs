@@ -156,9 +156,19 @@ impl IotHubClient {
             retryable: |e| e.kind() == ErrorKind::Throttled || e.was_unsent(),
         };
         let response = self.execute(&call).await?;
-        let answer = parse_json(operation, &response.body)?;
-        Ok((answer, response.latency))
+        let answer: Result<MethodResponse, _> = parse_json(operation, &response.body);
+        // The hub billed the answer even if it is not what the API promises.
+        let answered = answer
+            .as_ref()
+            .map_or(response.body.len() as u64, |a| payload_bytes(&a.payload));
+        self.report_billed(operation, payload_bytes(&request.payload), answered);
+        Ok((answer?, response.latency))
     }
+}
+
+/// The size of a method payload as serialized JSON: what IoT Hub bills a method by.
+fn payload_bytes(payload: &serde_json::Value) -> u64 {
+    serde_json::to_vec(payload).map_or(0, |v| v.len() as u64)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@
 //! ```
 
 mod auth;
+pub mod billing;
 mod client;
 mod config;
 mod connection_string;

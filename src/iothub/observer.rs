@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use super::billing::BilledOperation;
+
 /// The IoT Hub operations the client performs, as named in the metrics contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -27,6 +29,17 @@ impl Operation {
             Operation::Token => "token",
         }
     }
+
+    /// How IoT Hub bills the operation; `None` for token requests, which go to Entra ID.
+    pub fn billed_as(self) -> Option<BilledOperation> {
+        match self {
+            Operation::GetTwin | Operation::GetModuleTwin => Some(BilledOperation::TwinRead),
+            Operation::ListModules => Some(BilledOperation::Registry),
+            Operation::Query => Some(BilledOperation::QueryPage),
+            Operation::InvokeMethod => Some(BilledOperation::DirectMethod),
+            Operation::Token => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Operation {
@@ -45,6 +58,12 @@ pub trait RequestObserver: Send + Sync {
     fn throttled(&self, hub: &str, operation: Operation);
     /// A failed attempt is about to be repeated.
     fn retried(&self, hub: &str, operation: Operation);
+    /// A successful answer cost `messages` of the hub's daily quota, by the standard-tier
+    /// rules of [`billing`](super::billing) (4 KB chunks). Called once per twin GET, per
+    /// query page, per method call and per module listing (0); never for errors.
+    fn billed(&self, hub: &str, operation: Operation, messages: u64) {
+        let _ = (hub, operation, messages);
+    }
 }
 
 /// Observer that ignores everything; the default when no metrics are wanted.

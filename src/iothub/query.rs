@@ -46,6 +46,7 @@ impl IotHubClient {
             retryable: IotHubError::is_transient,
         };
         let response = self.execute(&call).await?;
+        self.report_billed(operation, 0, response.body.len() as u64);
         let header = |name: &str| {
             response
                 .headers

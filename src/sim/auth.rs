@@ -60,6 +60,8 @@ pub enum AuthFailure {
 #[derive(Clone)]
 pub struct Authenticator {
     host_name: String,
+    /// Accepted SAS resources (`sr`), lower case: the host name with and without its port.
+    resources: Vec<String>,
     policies: BTreeMap<String, String>,
     bearer_tokens: Vec<String>,
 }
@@ -68,6 +70,7 @@ impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticator")
             .field("host_name", &self.host_name)
+            .field("resources", &self.resources)
             .field("policies", &self.policies.keys().collect::<Vec<_>>())
             .field("bearer_tokens", &self.bearer_tokens.len())
             .finish()
@@ -79,14 +82,26 @@ pub const CLOCK_SKEW_SECS: u64 = 300;
 
 impl Authenticator {
     pub fn new(host_name: &str, policies: &[SasPolicy], bearer_tokens: &[String]) -> Self {
+        let host = host_name.to_ascii_lowercase();
+        let bare = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+        let resources = vec![host.clone(), bare.to_string()];
         Authenticator {
             host_name: host_name.to_string(),
+            resources,
             policies: policies
                 .iter()
                 .map(|p| (p.name.clone(), p.key.clone()))
                 .collect(),
             bearer_tokens: bearer_tokens.to_vec(),
         }
+    }
+
+    /// Also accepts tokens naming the host with the port the simulator listens on
+    /// (`localhost:443` when the host name is the bare `localhost`).
+    pub fn with_listen_port(mut self, port: u16) -> Self {
+        let bare = self.resources[1].clone();
+        self.resources.push(format!("{bare}:{port}"));
+        self
     }
 
     /// Checks an `Authorization` header value at wall time `now_unix`.
@@ -137,8 +152,11 @@ impl Authenticator {
         };
         let expiry: u64 = se.parse().map_err(|_| AuthFailure::Malformed)?;
         let key = self.policies.get(&skn).ok_or(AuthFailure::UnknownPolicy)?;
-        let resource = sr.trim_start_matches("https://").trim_end_matches('/');
-        if !resource.eq_ignore_ascii_case(&self.host_name) {
+        let resource = sr
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_ascii_lowercase();
+        if !self.resources.contains(&resource) {
             return Err(AuthFailure::WrongResource);
         }
         let expected = sas::signature(key, &sr, expiry).map_err(|_| AuthFailure::BadSignature)?;
@@ -211,6 +229,35 @@ mod tests {
         );
         assert_eq!(case("Bearer wrong".into()), Err(AuthFailure::BadBearer));
         assert_eq!(case("Bearer opaque-entra-token".into()), Ok(()));
+    }
+
+    #[test]
+    fn the_resource_may_name_the_host_with_or_without_its_port() {
+        let (a, p) = auth();
+        let a = a.with_listen_port(8443);
+        let ok = |sr: &str| {
+            a.verify(
+                Some(&sas::token(sr, &p.key, "service", 2_000_000_000).unwrap()),
+                1_900_000_000,
+            )
+        };
+        assert_eq!(ok("localhost:8443"), Ok(()));
+        assert_eq!(ok("localhost"), Ok(()), "a real hub's sr has no port");
+        assert_eq!(ok("LOCALHOST"), Ok(()));
+        assert_eq!(ok("localhost:9999"), Err(AuthFailure::WrongResource));
+        assert_eq!(ok("otherhost"), Err(AuthFailure::WrongResource));
+
+        let bare =
+            Authenticator::new("localhost", std::slice::from_ref(&p), &[]).with_listen_port(443);
+        let ok = |sr: &str| {
+            bare.verify(
+                Some(&sas::token(sr, &p.key, "service", 2_000_000_000).unwrap()),
+                1_900_000_000,
+            )
+        };
+        assert_eq!(ok("localhost"), Ok(()));
+        assert_eq!(ok("localhost:443"), Ok(()));
+        assert_eq!(ok("localhost:8443"), Err(AuthFailure::WrongResource));
     }
 
     #[test]

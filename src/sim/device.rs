@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use jiff::{SignedDuration, Timestamp};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -178,6 +180,8 @@ struct Deployment {
 #[derive(Debug, Clone, PartialEq)]
 enum Due {
     Event,
+    /// IoT Hub notices the device's connection change and updates `connectionState`.
+    ConnectionState,
     Deployment,
     Restart(String),
     Crash(String),
@@ -213,6 +217,11 @@ pub struct DeviceSeed<'a> {
     /// When the runtime booted (before the simulator started).
     pub boot: Timestamp,
     pub scope_suffix: u64,
+    /// How late IoT Hub's `connectionState` may follow the device going offline or
+    /// online: each change is noticed after a delay drawn from `[0, lag]`.
+    pub connection_state_lag: SignedDuration,
+    /// Seeds this device's draws (connection-state delays), so a fleet is reproducible.
+    pub rng_seed: u64,
 }
 
 /// One simulated edge device.
@@ -230,6 +239,14 @@ pub struct SimDevice {
     agent_running: bool,
     online: bool,
     slow: bool,
+    /// The agent process hangs: no answers to methods, no reports, device still connected.
+    hung: bool,
+    /// The connection state IoT Hub reports (follows `online` after a delay).
+    hub_sees_online: bool,
+    /// When IoT Hub will notice the pending connection change.
+    connection_noticed_at: Option<Timestamp>,
+    connection_state_lag: SignedDuration,
+    rng: StdRng,
     last_desired_version: i64,
     last_desired_status: (i64, String),
     pending: Option<(Timestamp, DeployOutcome)>,
@@ -278,6 +295,11 @@ impl SimDevice {
             agent_running: true,
             online: seed.online,
             slow: false,
+            hung: false,
+            hub_sees_online: seed.online,
+            connection_noticed_at: None,
+            connection_state_lag: seed.connection_state_lag,
+            rng: StdRng::seed_from_u64(seed.rng_seed),
             last_desired_version: 0,
             last_desired_status: (200, String::new()),
             pending: None,
@@ -299,6 +321,11 @@ impl SimDevice {
 
     pub fn is_online(&self) -> bool {
         self.online
+    }
+
+    /// Whether IoT Hub reports the device `Connected` (it notices changes late).
+    pub fn hub_sees_online(&self) -> bool {
+        self.hub_sees_online
     }
 
     /// Scripted events not yet fired.
@@ -419,7 +446,7 @@ impl SimDevice {
         if !self.online || !self.agent_running {
             return MethodOutcome::NotOnline;
         }
-        if self.slow {
+        if self.slow || self.hung {
             return MethodOutcome::Timeout;
         }
         let answer = |status: i64, payload: Value| MethodOutcome::Answer { status, payload };
@@ -480,6 +507,9 @@ impl SimDevice {
         if let Some((at, _)) = self.pending {
             consider(at, Due::Deployment);
         }
+        if let Some(at) = self.connection_noticed_at {
+            consider(at, Due::ConnectionState);
+        }
         if self.agent_running {
             for (name, p) in std::iter::once(("edgeHub", &self.hub))
                 .chain(self.procs.iter().map(|(n, p)| (n.as_str(), p)))
@@ -519,6 +549,10 @@ impl SimDevice {
                 if let Some((_, outcome)) = self.pending.take() {
                     self.apply_deployment(at, outcome);
                 }
+            }
+            Due::ConnectionState => {
+                self.connection_noticed_at = None;
+                self.hub_sees_online = self.online;
             }
             Due::Restart(name) => {
                 if let Some(p) = self.proc_mut(&name) {
@@ -606,10 +640,14 @@ impl SimDevice {
                 self.desired_module(module)?.status = DesiredStatus::Running;
                 self.change_deployment(at, DeployOutcome::Applied, SignedDuration::ZERO);
             }
-            Action::Offline {} => self.online = false,
-            Action::Online {} => self.online = true,
+            Action::Offline {} => self.set_online(false, at),
+            Action::Online {} => self.set_online(true, at),
             Action::Slow {} => self.slow = true,
-            Action::Responsive {} => self.slow = false,
+            Action::Responsive {} => {
+                self.slow = false;
+                self.hung = false;
+            }
+            Action::AgentHang {} => self.hung = true,
             Action::Deploy {
                 images,
                 outcome,
@@ -634,12 +672,15 @@ impl SimDevice {
                 self.agent_running = false;
                 if self.online {
                     let doc = self.agent_reported_doc();
-                    self.agent_twin.set_reported(doc, at);
+                    if self.agent_twin.set_reported(doc, at) {
+                        self.note_activity(at);
+                    }
                 }
             }
             Action::AgentStart {} => {
-                if !self.agent_running {
+                if !self.agent_running || self.hung {
                     self.agent_running = true;
+                    self.hung = false;
                     self.agent_started = at;
                 }
             }
@@ -761,9 +802,33 @@ impl SimDevice {
         }
     }
 
+    /// The device's network connection changes now; IoT Hub notices after a delay drawn
+    /// from `[0, connection_state_lag]`. A change undone before the hub noticed it is
+    /// never seen (a short blip keeps the twin `Connected`).
+    fn set_online(&mut self, online: bool, at: Timestamp) {
+        if online == self.online {
+            return;
+        }
+        self.online = online;
+        // The device was active up to the moment it dropped, and is again when it connects.
+        self.note_activity(at);
+        if online == self.hub_sees_online {
+            self.connection_noticed_at = None;
+            return;
+        }
+        let lag_ms = self.connection_state_lag.as_millis().max(0) as i64;
+        let delay = SignedDuration::from_millis(self.rng.random_range(0..=lag_ms));
+        self.connection_noticed_at = Some(at + delay);
+    }
+
+    /// IoT Hub heard from the device at `at` (`lastActivityTime` of the device twin).
+    fn note_activity(&mut self, at: Timestamp) {
+        self.device_twin.last_activity_time = with_z(at);
+    }
+
     fn set_connection_states(&mut self) {
-        let up = self.online && self.agent_running;
-        self.device_twin.connection_state = if self.online {
+        let up = self.hub_sees_online && self.agent_running;
+        self.device_twin.connection_state = if self.hub_sees_online {
             "Connected"
         } else {
             "Disconnected"
@@ -791,11 +856,14 @@ impl SimDevice {
         if !self.online || !self.agent_running {
             return;
         }
-        let agent_doc = self.agent_reported_doc();
-        self.agent_twin.set_reported(agent_doc, at);
+        let mut changed = false;
+        if !self.hung {
+            let agent_doc = self.agent_reported_doc();
+            changed |= self.agent_twin.set_reported(agent_doc, at);
+        }
         if self.hub.is_up() {
             let hub_doc = self.hub_reported_doc();
-            self.hub_twin.set_reported(hub_doc, at);
+            changed |= self.hub_twin.set_reported(hub_doc, at);
         }
         for (name, twin) in self.module_twins.iter_mut() {
             let Some(p) = self.procs.get(name) else {
@@ -808,8 +876,11 @@ impl SimDevice {
                     .get(name)
                     .map(|s| s.desired_properties.clone())
                     .unwrap_or_default();
-                twin.set_reported(props, at);
+                changed |= twin.set_reported(props, at);
             }
+        }
+        if changed {
+            self.note_activity(at);
         }
     }
 

@@ -75,6 +75,21 @@ impl HubError {
         )
     }
 
+    /// 403002: the hub's daily message quota is used up. `nested` renders the newer
+    /// JSON-in-Message body (used for direct methods), otherwise the classic one.
+    pub fn quota_exceeded(hub: &str, limit: u64, used: u64, nested: bool) -> Self {
+        HubError {
+            nested,
+            ..Self::new(
+                403002,
+                "IotHubQuotaExceeded",
+                format!(
+                    "Total number of messages on IotHub '{hub}' exceeded the allocated quota. Max allowed message count: '{limit}', current message count: '{used}'. Billable operations are refused until the quota resets at 00:00 UTC."
+                ),
+            )
+        }
+    }
+
     pub fn server_error() -> Self {
         Self::new(
             500001,
@@ -182,6 +197,24 @@ mod tests {
             em.starts_with("Tracking ID:") && em.ends_with("-G:0-TimeStamp:11/03/2020 07:18:24"),
             "{em}"
         );
+    }
+
+    #[tokio::test]
+    async fn quota_exceeded_is_403002_in_either_body_form() {
+        let now: Timestamp = "2026-03-01T23:00:00Z".parse().unwrap();
+        let classic = HubError::quota_exceeded("hub", 10, 12, false).render(now);
+        assert_eq!(classic.status(), StatusCode::FORBIDDEN);
+        assert_eq!(classic.headers()["iothub-errorcode"], "IotHubQuotaExceeded");
+        let body = body_of(classic).await;
+        let message = body["Message"].as_str().unwrap();
+        assert!(
+            message.starts_with("ErrorCode:IotHubQuotaExceeded;") && message.contains("'10'"),
+            "{message}"
+        );
+        let nested = body_of(HubError::quota_exceeded("hub", 10, 12, true).render(now)).await;
+        let inner: serde_json::Value =
+            serde_json::from_str(nested["Message"].as_str().unwrap()).unwrap();
+        assert_eq!(inner["errorCode"], 403002);
     }
 
     #[tokio::test]

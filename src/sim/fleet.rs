@@ -29,6 +29,8 @@ pub struct Fleet {
 pub struct FleetSummary {
     pub devices: usize,
     pub online: usize,
+    /// Devices IoT Hub reports `Connected` (it notices connection changes late).
+    pub connected: usize,
     pub module_twins: usize,
     pub scheduled_events: usize,
 }
@@ -56,6 +58,8 @@ impl Fleet {
                 online: !spec.offline,
                 boot: start - uptime,
                 scope_suffix: scope,
+                connection_state_lag: scenario.connection_state_lag_of(Some(spec)),
+                rng_seed: device_seed(seed, &spec.id),
             });
             devices.insert(spec.id.clone(), Mutex::new(dev));
         };
@@ -116,6 +120,7 @@ impl Fleet {
         let mut s = FleetSummary {
             devices: self.devices.len(),
             online: 0,
+            connected: 0,
             module_twins: 0,
             scheduled_events: 0,
         };
@@ -123,11 +128,20 @@ impl Fleet {
             let mut d = lock(dev);
             d.advance_to(now);
             s.online += usize::from(d.is_online());
+            s.connected += usize::from(d.hub_sees_online());
             s.module_twins += d.module_twins().count();
             s.scheduled_events += d.scheduled_events();
         }
         s
     }
+}
+
+/// A device's own seed: the fleet seed mixed with its id (FNV-1a), so a device's draws do
+/// not depend on how many devices come before it.
+fn device_seed(seed: u64, id: &str) -> u64 {
+    id.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Locks a device, recovering from a panic in another request.
@@ -167,5 +181,6 @@ fn generated_device(g: &GenerateSpec, i: usize, rng: &mut StdRng) -> DeviceSpec 
         tags,
         modules,
         offline: false,
+        connection_state_lag: None,
     }
 }

@@ -25,6 +25,7 @@ pub mod device;
 pub mod error;
 pub mod faults;
 pub mod fleet;
+pub mod metering;
 pub mod query;
 pub mod scenario;
 pub mod server;
@@ -42,6 +43,8 @@ pub use clock::{ClockError, ClockMode, SimClock};
 pub use device::{ActionError, MethodOutcome};
 pub use faults::{FaultRates, RequestCounts, ThrottleQuotas};
 pub use fleet::FleetSummary;
+pub use metering::{BillingCounts, DailyQuota, DayCounts, PerKind, QuotaSettings};
+pub use query::QueryRefusals;
 pub use scenario::{
     Action, DeployOutcome, DesiredStatus, DeviceSpec, GenerateSpec, ModuleSpec, RestartPolicy,
     Scenario, TimedEvent,
@@ -50,6 +53,7 @@ pub use scenario::{
 use auth::Authenticator;
 use faults::{Chaos, Counters};
 use fleet::Fleet;
+use metering::HubMeter;
 
 /// Plain HTTP, or HTTPS with a freshly generated CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,11 +84,18 @@ pub struct SimConfig {
     pub tls: TlsMode,
     /// Where to listen; port 0 picks a free port.
     pub bind: SocketAddr,
-    /// The host name clients use (and SAS tokens must name); `localhost:<port>` by default.
+    /// The host name clients use (and SAS tokens name, with or without the port);
+    /// `localhost:<port>` by default, the bare `localhost` on port 443 like a real hub.
     pub host_name: Option<String>,
     pub clock: ClockMode,
     pub faults: FaultRates,
     pub throttle: ThrottleQuotas,
+    /// The hub's daily message quota (and its tier's chunk size); `None` enforces none.
+    pub daily_quota: Option<DailyQuota>,
+    /// Background telemetry of every device against the same quota, per device per day.
+    pub fleet_messages_per_device_day: u64,
+    /// Query features to refuse with 400 ArgumentInvalid, like a hub without them.
+    pub query_refusals: QueryRefusals,
 }
 
 impl Default for SimConfig {
@@ -102,6 +113,9 @@ impl Default for SimConfig {
             clock: ClockMode::Wall,
             faults: FaultRates::default(),
             throttle: ThrottleQuotas::default(),
+            daily_quota: None,
+            fleet_messages_per_device_day: 0,
+            query_refusals: QueryRefusals::default(),
         }
     }
 }
@@ -118,6 +132,12 @@ impl fmt::Debug for SimConfig {
             .field("tls", &self.tls)
             .field("bind", &self.bind)
             .field("clock", &self.clock)
+            .field("daily_quota", &self.daily_quota)
+            .field(
+                "fleet_messages_per_device_day",
+                &self.fleet_messages_per_device_day,
+            )
+            .field("query_refusals", &self.query_refusals)
             .finish_non_exhaustive()
     }
 }
@@ -154,8 +174,11 @@ pub struct SimState {
     pub(crate) auth: Authenticator,
     pub(crate) chaos: Chaos,
     pub(crate) counters: Counters,
+    pub(crate) meter: HubMeter,
+    pub(crate) refusals: std::sync::Mutex<QueryRefusals>,
     pub(crate) hub_name: String,
     pub(crate) host_name: String,
+    pub(crate) base_url: String,
 }
 
 /// A running simulator.
@@ -216,23 +239,39 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         addr: config.bind,
         source,
     })?;
-    let host_name = config
-        .host_name
-        .clone()
-        .unwrap_or_else(|| format!("localhost:{}", addr.port()));
+    let host_name = config.host_name.clone().unwrap_or_else(|| {
+        if addr.port() == 443 {
+            "localhost".to_string()
+        } else {
+            format!("localhost:{}", addr.port())
+        }
+    });
+    let tls = !matches!(config.tls, TlsMode::Plain);
     let hub_name = config
         .scenario
         .hub
         .clone()
         .unwrap_or(config.hub_name.clone());
+    let meter = HubMeter::new(
+        QuotaSettings {
+            daily_quota: config.daily_quota,
+            fleet_messages_per_device_day: config.fleet_messages_per_device_day,
+        },
+        fleet.len(),
+        clock.now(),
+    );
     let state = Arc::new(SimState {
         fleet,
-        clock,
-        auth: Authenticator::new(&host_name, &policies, &config.bearer_tokens),
+        auth: Authenticator::new(&host_name, &policies, &config.bearer_tokens)
+            .with_listen_port(addr.port()),
         chaos: Chaos::new(config.throttle, config.faults, seed ^ 0x5eed),
         counters: Counters::default(),
+        meter,
+        refusals: std::sync::Mutex::new(config.query_refusals),
         hub_name,
+        base_url: base_url(tls, &host_name, addr.port()),
         host_name,
+        clock,
     });
     let app = server::router(state.clone()).into_make_service();
     let server = axum_server::Handle::new();
@@ -274,6 +313,20 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     })
 }
 
+/// `scheme://host[:port]`: the port is left out only when the host name carries one or
+/// the port is the scheme's default.
+fn base_url(tls: bool, host_name: &str, port: u16) -> String {
+    let (scheme, default_port) = if tls { ("https", 443) } else { ("http", 80) };
+    let has_port = host_name
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+    if has_port || port == default_port {
+        format!("{scheme}://{host_name}")
+    } else {
+        format!("{scheme}://{host_name}:{port}")
+    }
+}
+
 fn write_ca(path: &Path, pem: &str) -> Result<(), SimError> {
     let err = |source| SimError::WriteCa {
         path: path.to_path_buf(),
@@ -286,13 +339,13 @@ fn write_ca(path: &Path, pem: &str) -> Result<(), SimError> {
 }
 
 impl SimHandle {
-    /// `http://localhost:PORT` or `https://localhost:PORT`.
+    /// `http://localhost:PORT` or `https://localhost:PORT` (`https://localhost` on 443).
     pub fn base_url(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://{}", self.state.host_name)
+        self.state.base_url.clone()
     }
 
-    /// The host name clients put in connection strings and SAS tokens (`localhost:PORT`).
+    /// The host name clients put in connection strings and SAS tokens (`localhost:PORT`,
+    /// or the bare `localhost` on port 443).
     pub fn host_name(&self) -> &str {
         &self.state.host_name
     }
@@ -358,6 +411,28 @@ impl SimHandle {
     /// What has been served so far.
     pub fn request_counts(&self) -> RequestCounts {
         self.state.counters.snapshot()
+    }
+
+    /// What the hub billed so far, by operation kind and simulated UTC day, with the
+    /// fleet's background telemetry brought up to the simulator's now.
+    pub fn billing_counts(&self) -> BillingCounts {
+        self.state.meter.snapshot(self.state.clock.now())
+    }
+
+    /// Replaces the daily quota and the fleet's background rate from now on.
+    pub fn set_quota(&self, settings: QuotaSettings) {
+        self.state
+            .meter
+            .set_settings(settings, self.state.clock.now());
+    }
+
+    /// Replaces which query features the hub refuses.
+    pub fn set_query_refusals(&self, refusals: QueryRefusals) {
+        *self
+            .state
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = refusals;
     }
 
     /// Device ids, sorted.

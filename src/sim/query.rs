@@ -2,21 +2,32 @@
 //! small recursive-descent parser:
 //!
 //! ```text
-//! query     := SELECT '*' FROM source [WHERE condition]
-//! source    := 'devices' | 'devices' '.' 'modules'
-//! condition := conjunct (OR conjunct)*
-//! conjunct  := unary (AND unary)*
-//! unary     := NOT unary | '(' condition ')' | path compare literal | path IN '[' literal (',' literal)* ']'
-//! compare   := '=' | '!=' | '<>' | '<' | '<=' | '>' | '>='
-//! path      := name ('.' name)*          names may start with '$'
-//! literal   := 'text' | "text" | number | true | false | null
+//! query      := SELECT select FROM source [WHERE condition]
+//! select     := '*' | projection (',' projection)*
+//! projection := path [AS name]
+//! source     := 'devices' | 'devices' '.' 'modules'
+//! condition  := conjunct (OR conjunct)*
+//! conjunct   := unary (AND unary)*
+//! unary      := NOT unary | '(' condition ')' | path compare operand
+//!             | path IN '[' literal (',' literal)* ']' | path NIN '[' ... ']'
+//! operand    := literal | path
+//! compare    := '=' | '!=' | '<>' | '<' | '<=' | '>' | '>='
+//! path       := name ('.' name)*          names may start with '$'
+//! literal    := 'text' | "text" | number | true | false | null
 //! ```
-//! Keywords are case-insensitive. Anything else (projections, GROUP BY, functions) is
-//! refused with an error the server turns into IoT Hub's 400 body.
+//! Keywords are case-insensitive, and so are the twin's own top-level fields
+//! (`DeviceId` reads `deviceId`). Anything else (GROUP BY, TOP, functions) is refused
+//! with an error the server turns into IoT Hub's 400 body.
+//!
+//! A projection renders one JSON object per matching twin: each path's value under its
+//! alias, or under the path's last name (`properties.reported.lastDesiredStatus` →
+//! `lastDesiredStatus`; a top-level field under its canonical spelling). A path the twin
+//! does not have is left out of the object, as IoT Hub leaves out undefined values.
 
 use std::cmp::Ordering;
 
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::twin::TwinDoc;
 
@@ -34,7 +45,25 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     pub source: Source,
+    pub select: Select,
     pub filter: Option<Condition>,
+}
+
+/// What each matching twin turns into.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Select {
+    /// `SELECT *`: the whole twin.
+    All,
+    /// `SELECT a, b.c AS x`: an object with these fields, in this order.
+    Fields(Vec<Projection>),
+}
+
+/// One field of a projection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    pub path: Vec<String>,
+    /// The key in the result: the alias, else the path's last name.
+    pub name: String,
 }
 
 /// A WHERE clause.
@@ -43,8 +72,16 @@ pub enum Condition {
     And(Box<Condition>, Box<Condition>),
     Or(Box<Condition>, Box<Condition>),
     Not(Box<Condition>),
-    Compare(Vec<String>, CompareOp, Value),
+    Compare(Vec<String>, CompareOp, Operand),
     In(Vec<String>, Vec<Value>),
+}
+
+/// The right-hand side of a comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    Literal(Value),
+    /// Another property of the same twin (`properties.desired.$version = properties.reported.lastDesiredVersion`).
+    Path(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +92,37 @@ pub enum CompareOp {
     Le,
     Gt,
     Ge,
+}
+
+/// Query features the simulated hub refuses with 400 ArgumentInvalid, to play a hub
+/// that lacks them (Microsoft documents projections, but `$metadata` in WHERE appears
+/// only in its samples). Both are accepted by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QueryRefusals {
+    /// Refuse every SELECT other than `SELECT *`.
+    #[serde(default)]
+    pub projections: bool,
+    /// Refuse WHERE clauses that read a `$metadata` path.
+    #[serde(default)]
+    pub metadata_filters: bool,
+}
+
+impl QueryRefusals {
+    /// The reason the hub refuses `query`, if it does.
+    pub fn check(&self, query: &Query) -> Result<(), QueryError> {
+        if self.projections && query.has_projection() {
+            return Err(QueryError(
+                "projections are not supported by this hub; use SELECT *".into(),
+            ));
+        }
+        if self.metadata_filters && query.filters_on_metadata() {
+            return Err(QueryError(
+                "$metadata properties cannot be used in the WHERE clause of this hub".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Why a query was refused; the text goes into the error body.
@@ -233,12 +301,7 @@ impl Parser {
 
     fn query(&mut self) -> Result<Query, QueryError> {
         self.keyword("SELECT")?;
-        if self.peek() != Some(&Token::Star) {
-            return Err(self.unexpected(
-                "the simulator supports only SELECT * (no projections or aggregates)",
-            ));
-        }
-        self.pos += 1;
+        let select = self.select()?;
         self.keyword("FROM")?;
         let source = self.source()?;
         let filter = if self.at_keyword("WHERE") {
@@ -252,7 +315,58 @@ impl Parser {
                 "expected the end of the query (GROUP BY and ORDER BY are not supported)",
             ));
         }
-        Ok(Query { source, filter })
+        Ok(Query {
+            source,
+            select,
+            filter,
+        })
+    }
+
+    fn select(&mut self) -> Result<Select, QueryError> {
+        if self.peek() == Some(&Token::Star) {
+            self.pos += 1;
+            return Ok(Select::All);
+        }
+        if self.at_keyword("TOP") {
+            return Err(self.unexpected("SELECT TOP is not supported by the simulator"));
+        }
+        let mut fields: Vec<Projection> = Vec::new();
+        loop {
+            let field = self.projection()?;
+            if fields.iter().any(|f| f.name == field.name) {
+                return Err(QueryError(format!(
+                    "the projection names {:?} twice; give one of them another name with AS",
+                    field.name
+                )));
+            }
+            fields.push(field);
+            if self.peek() != Some(&Token::Comma) {
+                return Ok(Select::Fields(fields));
+            }
+            self.pos += 1;
+        }
+    }
+
+    fn projection(&mut self) -> Result<Projection, QueryError> {
+        if matches!(self.tokens.get(self.pos + 1), Some(Token::LParen)) {
+            return Err(self.unexpected(
+                "functions and aggregates are not supported by the simulator; expected a property path",
+            ));
+        }
+        let path = self.path()?;
+        let name = if self.at_keyword("AS") {
+            self.pos += 1;
+            match self.next() {
+                Some(Token::Word(w)) if !is_reserved(&w) => w,
+                _ => {
+                    self.pos -= 1;
+                    return Err(self.unexpected("expected a name after AS"));
+                }
+            }
+        } else {
+            default_name(&path)
+        };
+        Ok(Projection { path, name })
     }
 
     fn source(&mut self) -> Result<Source, QueryError> {
@@ -303,7 +417,8 @@ impl Parser {
             return Ok(inner);
         }
         let path = self.path()?;
-        if self.at_keyword("IN") {
+        let negated = self.at_keyword("NIN");
+        if self.at_keyword("IN") || negated {
             self.pos += 1;
             self.expect(Token::LBracket, "'[' after IN")?;
             let mut values = vec![self.literal()?];
@@ -312,22 +427,36 @@ impl Parser {
                 values.push(self.literal()?);
             }
             self.expect(Token::RBracket, "']' closing the IN list")?;
-            return Ok(Condition::In(path, values));
+            let within = Condition::In(path, values);
+            return Ok(if negated {
+                Condition::Not(Box::new(within))
+            } else {
+                within
+            });
         }
         match self.next() {
-            Some(Token::Op(op)) => Ok(Condition::Compare(path, op, self.literal()?)),
+            Some(Token::Op(op)) => Ok(Condition::Compare(path, op, self.operand()?)),
             _ => {
                 self.pos -= 1;
-                Err(self.unexpected("expected a comparison operator or IN"))
+                Err(self.unexpected("expected a comparison operator, IN or NIN"))
             }
         }
     }
 
+    fn operand(&mut self) -> Result<Operand, QueryError> {
+        match self.peek() {
+            Some(Token::Word(w)) if !is_literal_word(w) => Ok(Operand::Path(self.path()?)),
+            _ => Ok(Operand::Literal(self.literal()?)),
+        }
+    }
+
+    /// A dotted path. Only its first name may not be a keyword: after a dot any name is
+    /// a property (`tags.group`, `properties.reported.order`).
     fn path(&mut self) -> Result<Vec<String>, QueryError> {
         let mut path = Vec::new();
         loop {
             match self.next() {
-                Some(Token::Word(w)) if !is_reserved(&w) => path.push(w),
+                Some(Token::Word(w)) if !path.is_empty() || !is_reserved(&w) => path.push(w),
                 _ => {
                     self.pos -= 1;
                     return Err(self.unexpected("expected a property path such as tags.site"));
@@ -356,9 +485,27 @@ impl Parser {
 }
 
 fn is_reserved(word: &str) -> bool {
-    ["AND", "OR", "NOT", "IN", "SELECT", "FROM", "WHERE"]
+    [
+        "AND", "OR", "NOT", "IN", "NIN", "SELECT", "FROM", "WHERE", "AS", "GROUP", "ORDER", "BY",
+        "TOP",
+    ]
+    .iter()
+    .any(|k| k.eq_ignore_ascii_case(word))
+}
+
+fn is_literal_word(word: &str) -> bool {
+    ["true", "false", "null"]
         .iter()
         .any(|k| k.eq_ignore_ascii_case(word))
+}
+
+/// The result key of an unaliased projection: a top-level twin field in its canonical
+/// spelling, otherwise the path's last name as written.
+fn default_name(path: &[String]) -> String {
+    match path {
+        [only] => TwinDoc::canonical_field(only).map_or_else(|| only.clone(), str::to_string),
+        _ => path.last().cloned().unwrap_or_default(),
+    }
 }
 
 fn number(n: f64) -> Value {
@@ -397,16 +544,64 @@ pub fn parse(text: &str) -> Result<Query, QueryError> {
     p.query()
 }
 
+impl Query {
+    /// Whether the query selects fields rather than `*`.
+    pub fn has_projection(&self) -> bool {
+        matches!(self.select, Select::Fields(_))
+    }
+
+    /// Whether the WHERE clause reads a `$metadata` path (such as
+    /// `properties.reported.$metadata.$lastUpdated`).
+    pub fn filters_on_metadata(&self) -> bool {
+        self.filter.as_ref().is_some_and(Condition::reads_metadata)
+    }
+
+    /// Whether the twin belongs in the result.
+    pub fn matches(&self, twin: &TwinDoc) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(twin))
+    }
+
+    /// The object a projection makes of `twin` (paths the twin lacks are left out);
+    /// `None` for `SELECT *`.
+    pub fn project(&self, twin: &TwinDoc) -> Option<Map<String, Value>> {
+        let Select::Fields(fields) = &self.select else {
+            return None;
+        };
+        Some(
+            fields
+                .iter()
+                .filter_map(|f| Some((f.name.clone(), twin.lookup(&f.path)?.into_owned())))
+                .collect(),
+        )
+    }
+}
+
 impl Condition {
+    fn reads_metadata(&self) -> bool {
+        let meta = |path: &[String]| path.iter().any(|p| p == "$metadata");
+        match self {
+            Condition::And(a, b) | Condition::Or(a, b) => a.reads_metadata() || b.reads_metadata(),
+            Condition::Not(c) => c.reads_metadata(),
+            Condition::Compare(path, _, Operand::Path(other)) => meta(path) || meta(other),
+            Condition::Compare(path, _, Operand::Literal(_)) | Condition::In(path, _) => meta(path),
+        }
+    }
+
     /// Whether the twin satisfies the condition. A missing property satisfies no comparison.
     pub fn matches(&self, twin: &TwinDoc) -> bool {
         match self {
             Condition::And(a, b) => a.matches(twin) && b.matches(twin),
             Condition::Or(a, b) => a.matches(twin) || b.matches(twin),
             Condition::Not(c) => !c.matches(twin),
-            Condition::Compare(path, op, literal) => twin
+            Condition::Compare(path, op, Operand::Literal(literal)) => twin
                 .lookup(path)
                 .is_some_and(|v| compare(v.as_ref(), *op, literal)),
+            Condition::Compare(path, op, Operand::Path(other)) => {
+                match (twin.lookup(path), twin.lookup(other)) {
+                    (Some(a), Some(b)) => compare(a.as_ref(), *op, b.as_ref()),
+                    _ => false,
+                }
+            }
             Condition::In(path, values) => twin.lookup(path).is_some_and(|v| {
                 values
                     .iter()
@@ -476,6 +671,24 @@ mod tests {
     }
 
     #[test]
+    fn keywords_are_property_names_after_a_dot() {
+        let mut t = twin("a", None, "s");
+        t.tags = Some(
+            json!({"group": "g1", "order": 2, "as": true})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        let q = parse("SELECT tags.group, tags.order AS o FROM devices WHERE tags.as = true AND tags.group IN ['g1']").unwrap();
+        assert!(q.matches(&t));
+        assert_eq!(
+            Value::Object(q.project(&t).unwrap()),
+            json!({"group": "g1", "o": 2})
+        );
+        assert!(parse("SELECT group FROM devices").is_err());
+    }
+
+    #[test]
     fn comparisons_on_numbers_booleans_and_missing_paths() {
         let t = twin("a", None, "s");
         let m = |q: &str| parse(q).unwrap().filter.unwrap().matches(&t);
@@ -495,7 +708,12 @@ mod tests {
     #[test]
     fn unsupported_queries_are_refused_with_a_reason() {
         for (q, needle) in [
-            ("SELECT deviceId FROM devices", "SELECT *"),
+            ("SELECT count() FROM devices", "functions"),
+            ("SELECT TOP 3 * FROM devices", "TOP"),
+            ("SELECT deviceId, deviceId FROM devices", "twice"),
+            ("SELECT a.x, b.x FROM devices", "twice"),
+            ("SELECT deviceId AS FROM devices", "name after AS"),
+            ("SELECT deviceId, FROM devices", "property path"),
             ("SELECT * FROM jobs", "devices"),
             ("SELECT * FROM devices GROUP BY tags.site", "GROUP BY"),
             ("SELECT * FROM devices WHERE", "property path"),
@@ -521,6 +739,138 @@ mod tests {
         );
     }
 
+    fn module_twin() -> TwinDoc {
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let mut t = TwinDoc::new("dev-1", Some("$edgeAgent"), "e");
+        t.set_desired(
+            json!({"modules": {"m": {"image": "a"}}})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            at("2026-03-01T10:00:00Z"),
+        );
+        t.set_reported(
+            json!({"lastDesiredVersion": 2, "lastDesiredStatus": {"code": 200}, "modules": {"m": {"runtimeStatus": "running"}}})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            at("2026-03-01T11:00:00.5Z"),
+        );
+        t.set_reported(
+            json!({"lastDesiredVersion": 2, "lastDesiredStatus": {"code": 200}, "modules": {"m": {"runtimeStatus": "failed"}}})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            at("2026-03-01T12:00:00Z"),
+        );
+        t
+    }
+
+    fn project(q: &str, t: &TwinDoc) -> Value {
+        Value::Object(parse(q).unwrap().project(t).unwrap())
+    }
+
+    #[test]
+    fn projections_render_by_alias_or_last_name_and_leave_out_missing_paths() {
+        let t = module_twin();
+        assert_eq!(
+            project(
+                "SELECT deviceId, moduleId, properties.reported.lastDesiredStatus, properties.reported.nope FROM devices.modules",
+                &t
+            ),
+            json!({"deviceId": "dev-1", "moduleId": "$edgeAgent", "lastDesiredStatus": {"code": 200}})
+        );
+        assert_eq!(
+            project(
+                "select DeviceId, VERSION, etag, connectionState, lastActivityTime, properties.desired.$version AS desiredVersion from devices.modules",
+                &t
+            ),
+            json!({
+                "deviceId": "dev-1", "version": 4, "etag": "AAAAAAAAAAQ=",
+                "connectionState": "Disconnected", "lastActivityTime": "0001-01-01T00:00:00Z",
+                "desiredVersion": 2
+            })
+        );
+        let meta = project(
+            "SELECT properties.reported.$metadata.$lastUpdated AS reportedAt, properties.reported.$metadata.modules.m.runtimeStatus FROM devices.modules",
+            &t,
+        );
+        assert_eq!(meta["reportedAt"], "2026-03-01T12:00:00.0000000Z");
+        assert_eq!(
+            meta["runtimeStatus"],
+            json!({"$lastUpdated": "2026-03-01T12:00:00.0000000Z"})
+        );
+        let reported = project("SELECT properties.reported FROM devices.modules", &t);
+        assert_eq!(reported["reported"]["$version"], 3);
+        assert!(reported["reported"]["$metadata"]["lastDesiredVersion"].is_object());
+        assert!(
+            parse("SELECT * FROM devices")
+                .unwrap()
+                .project(&t)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn metadata_timestamps_compare_as_strings() {
+        let t = module_twin();
+        let m = |q: &str| parse(q).unwrap().matches(&t);
+        assert!(m(
+            "SELECT * FROM devices.modules WHERE properties.reported.$metadata.$lastUpdated >= '2026-03-01T12:00:00.0000000Z'"
+        ));
+        assert!(
+            !m(
+                "SELECT * FROM devices.modules WHERE properties.reported.$metadata.$lastUpdated >= '2026-03-01T12:00:00Z'"
+            ),
+            "a watermark without the 7 fractional digits sorts after every value of its second"
+        );
+        assert!(m(
+            "SELECT * FROM devices.modules WHERE properties.reported.$metadata.lastDesiredVersion.$lastUpdated < '2026-03-01T11:00:00.6000000Z'"
+        ));
+        assert!(m(
+            "SELECT * FROM devices.modules WHERE properties.reported.$metadata.modules.m.runtimeStatus.$lastUpdated > '2026-03-01T11:30:00.0000000Z'"
+        ));
+        assert!(m(
+            "SELECT * FROM devices.modules WHERE properties.desired.$metadata.$lastUpdatedVersion = 2"
+        ));
+        assert!(m(
+            "SELECT * FROM devices.modules WHERE properties.desired.$version = properties.reported.lastDesiredVersion"
+        ));
+        assert!(!m(
+            "SELECT * FROM devices.modules WHERE properties.desired.$version > properties.reported.lastDesiredVersion"
+        ));
+        assert!(m(
+            "SELECT * FROM devices.modules WHERE connectionState IN ['Disconnected', 'x'] AND moduleId NIN ['$edgeHub']"
+        ));
+    }
+
+    #[test]
+    fn features_the_hub_may_refuse_are_recognised() {
+        let q = |text: &str| parse(text).unwrap();
+        let projected = q("SELECT deviceId FROM devices");
+        let meta = q(
+            "SELECT * FROM devices.modules WHERE NOT (properties.reported.$metadata.$lastUpdated < 'x')",
+        );
+        let plain = q("SELECT * FROM devices WHERE properties.desired.$version > 1");
+        assert!(projected.has_projection() && !projected.filters_on_metadata());
+        assert!(meta.filters_on_metadata() && !meta.has_projection());
+        assert!(!plain.has_projection() && !plain.filters_on_metadata());
+        let strict = QueryRefusals {
+            projections: true,
+            metadata_filters: true,
+        };
+        assert!(
+            strict
+                .check(&projected)
+                .unwrap_err()
+                .0
+                .contains("projections")
+        );
+        assert!(strict.check(&meta).unwrap_err().0.contains("$metadata"));
+        assert!(strict.check(&plain).is_ok());
+        assert!(QueryRefusals::default().check(&meta).is_ok());
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_text_never_panics_the_parser(text in "\\PC{0,200}") {
@@ -529,10 +879,26 @@ mod tests {
 
         #[test]
         fn query_shaped_text_never_panics_the_parser(
-            text in "(SELECT|select|\\*|FROM|devices|\\.|modules|WHERE|AND|OR|NOT|IN|\\(|\\)|\\[|\\]|,|=|!=|<>|<=|>=|<|>|'a'|\"b\"|'|1|-2\\.5|true|null|tags|deviceId|\\$x| ){0,40}"
+            text in "(SELECT|select|\\*|FROM|devices|\\.|modules|WHERE|AND|OR|NOT|IN|NIN|AS|TOP|\\(|\\)|\\[|\\]|,|=|!=|<>|<=|>=|<|>|'a'|\"b\"|'|1|-2\\.5|true|null|tags|deviceId|properties|reported|desired|\\$metadata|\\$lastUpdated|\\$version|\\$x| ){0,40}"
         ) {
-            if let Ok(Query { filter: Some(f), .. }) = parse(&text) {
-                let _ = f.matches(&twin("a", None, "s"));
+            if let Ok(q) = parse(&text) {
+                let t = module_twin();
+                let _ = q.matches(&t);
+                let _ = q.project(&t);
+                let _ = q.matches(&twin("a", None, "s"));
+            }
+        }
+
+        #[test]
+        fn projection_queries_never_panic_and_only_name_the_selected_keys(
+            paths in proptest::collection::vec("(deviceId|moduleId|version|etag|tags|properties|reported|desired|\\$metadata|\\$lastUpdated|\\$version|modules|m|lastDesiredStatus|code)(\\.(properties|reported|desired|\\$metadata|\\$lastUpdated|\\$version|modules|m|lastDesiredStatus|code)){0,4}", 1..5)
+        ) {
+            let text = format!("SELECT {} FROM devices.modules", paths.join(", "));
+            if let Ok(q) = parse(&text) {
+                let fields = q.project(&module_twin()).unwrap_or_default();
+                if let Select::Fields(selected) = &q.select {
+                    proptest::prop_assert!(fields.keys().all(|k| selected.iter().any(|s| &s.name == k)));
+                }
             }
         }
     }

@@ -37,6 +37,16 @@ pub struct Scenario {
     /// Extra generated devices beyond the named ones.
     #[serde(default)]
     pub generate: Option<GenerateSpec>,
+    /// How late IoT Hub's device `connectionState` may follow a device going offline or
+    /// online (each change is noticed after a seeded delay in `[0, lag]`); 5 minutes
+    /// when omitted. Devices may override it.
+    #[serde(
+        default,
+        deserialize_with = "de_opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connection_state_lag: Option<SignedDuration>,
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,
     #[serde(default)]
@@ -63,8 +73,26 @@ impl Scenario {
         Ok(scenario)
     }
 
+    /// The connection-state lag of a device: its own, the scenario's, or the default.
+    pub fn connection_state_lag_of(&self, device: Option<&DeviceSpec>) -> SignedDuration {
+        device
+            .and_then(|d| d.connection_state_lag)
+            .or(self.connection_state_lag)
+            .unwrap_or(DEFAULT_CONNECTION_STATE_LAG)
+    }
+
     fn validate(&self) -> Result<(), String> {
         let mut seen = std::collections::BTreeSet::new();
+        let lags = self
+            .devices
+            .iter()
+            .filter_map(|d| d.connection_state_lag)
+            .chain(self.connection_state_lag);
+        for lag in lags {
+            if lag.is_negative() {
+                return Err(format!("connectionStateLag {lag:#} must not be negative"));
+            }
+        }
         for d in &self.devices {
             validate_id(&d.id)?;
             if !seen.insert(d.id.as_str()) {
@@ -99,6 +127,9 @@ impl Scenario {
         Ok(())
     }
 }
+
+/// IoT Hub documents `connectionState` as lagging by up to about 5 minutes.
+pub const DEFAULT_CONNECTION_STATE_LAG: SignedDuration = SignedDuration::from_mins(5);
 
 /// IoT Hub's device id rule: up to 128 ASCII letters, digits and `-.+%_#*?!(),:=@$'`.
 pub fn validate_id(id: &str) -> Result<(), String> {
@@ -155,6 +186,14 @@ pub struct DeviceSpec {
     /// Starts disconnected (ping answers 404103).
     #[serde(default)]
     pub offline: bool,
+    /// Overrides the scenario's `connectionStateLag` for this device.
+    #[serde(
+        default,
+        deserialize_with = "de_opt_duration",
+        serialize_with = "ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connection_state_lag: Option<SignedDuration>,
 }
 
 /// A custom module in the device's deployment.
@@ -303,8 +342,11 @@ pub enum Action {
     Online {},
     /// The agent stops answering direct methods in time (504101).
     Slow {},
-    /// The agent answers direct methods promptly again.
+    /// The agent answers direct methods promptly again (ends `slow` and `agentHang`).
     Responsive {},
+    /// The agent process hangs: direct methods time out (504101) and its reports
+    /// freeze, while the device stays connected and IoT Hub keeps reporting `Connected`.
+    AgentHang {},
     /// A new deployment: desired `$version` moves ahead; images given per module name
     /// (`edgeHub` and custom modules).
     #[serde(rename_all = "camelCase")]
@@ -356,6 +398,7 @@ impl Action {
             | Action::Online {}
             | Action::Slow {}
             | Action::Responsive {}
+            | Action::AgentHang {}
             | Action::AgentShutdown {}
             | Action::AgentStart {} => Vec::new(),
         }
@@ -392,6 +435,22 @@ fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<SignedDuration, D::Err
     match Raw::deserialize(d)? {
         Raw::Number(n) => parse_duration(&n.to_string()).map_err(serde::de::Error::custom),
         Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SignedDuration>, D::Error> {
+    de_duration(d).map(Some)
+}
+
+// serde's `serialize_with` hands over the field as it is: `&Option<_>`.
+#[allow(clippy::ref_option)]
+fn ser_opt_duration<S: serde::Serializer>(
+    d: &Option<SignedDuration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_none(),
     }
 }
 

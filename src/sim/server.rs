@@ -1,8 +1,10 @@
 //! The HTTP surface: IoT Hub's service REST paths and the simulator's admin API.
 //!
 //! Every hub request passes the same gate as on the real service, in this order:
-//! authentication (401), api-version (400), the category's throttle quota (429), then
-//! the injected-fault dice (500, slow, dropped connection).
+//! authentication (401), api-version (400), the category's throttle quota (429), the
+//! daily message quota for billable operations (403002), then the injected-fault dice
+//! (500, slow, dropped connection). Every answer is then metered: its billed messages
+//! (by IoT Hub's rules, see [`crate::iothub::billing`]) and its body size.
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -11,11 +13,12 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
@@ -26,7 +29,8 @@ use super::device::MethodOutcome;
 use super::error::HubError;
 use super::faults::{Event, FaultRates, Injection, OpCategory, ThrottleQuotas};
 use super::fleet::lock;
-use super::query::{self, Source};
+use super::metering::{DailyQuota, QuotaSettings};
+use super::query::{self, QueryRefusals, Source};
 use super::scenario::{Action, parse_duration};
 
 /// api-versions the simulator answers (GA and preview versions seen in SDKs and docs).
@@ -49,16 +53,40 @@ type Shared = Arc<SimState>;
 type Params = Query<HashMap<String, String>>;
 
 pub fn router(state: Shared) -> Router {
+    let metered = |cat: OpCategory, route: MethodRouter<Shared>| {
+        let s = state.clone();
+        route.layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| {
+                let s = s.clone();
+                async move { s.meter_answer(cat, next.run(request).await) }
+            },
+        ))
+    };
     Router::new()
-        .route("/twins/{device}", get(get_device_twin))
-        .route("/twins/{device}/modules/{module}", get(get_module_twin))
+        .route(
+            "/twins/{device}",
+            metered(OpCategory::TwinRead, get(get_device_twin)),
+        )
+        .route(
+            "/twins/{device}/modules/{module}",
+            metered(OpCategory::TwinRead, get(get_module_twin)),
+        )
         .route(
             "/twins/{device}/modules/{module}/methods",
-            post(invoke_module_method),
+            metered(OpCategory::Method, post(invoke_module_method)),
         )
-        .route("/twins/{device}/methods", post(invoke_device_method))
-        .route("/devices/{device}/modules", get(list_modules))
-        .route("/devices/query", post(query_twins))
+        .route(
+            "/twins/{device}/methods",
+            metered(OpCategory::Method, post(invoke_device_method)),
+        )
+        .route(
+            "/devices/{device}/modules",
+            metered(OpCategory::Registry, get(list_modules)),
+        )
+        .route(
+            "/devices/query",
+            metered(OpCategory::Query, post(query_twins)),
+        )
         .route("/_sim/status", get(admin_status))
         .route("/_sim/counts", get(admin_counts))
         .route("/_sim/clock/advance", post(admin_advance))
@@ -67,6 +95,11 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/_sim/throttle",
             put(admin_set_throttle).get(admin_get_throttle),
+        )
+        .route("/_sim/quota", put(admin_set_quota).get(admin_get_quota))
+        .route(
+            "/_sim/query-refusals",
+            put(admin_set_refusals).get(admin_get_refusals),
         )
         .fallback(unknown_path)
         .with_state(state)
@@ -83,12 +116,24 @@ impl SimState {
             .ok_or_else(|| HubError::device_not_found(device))
     }
 
-    /// A twin document as a 200 answer.
+    /// A twin document as a 200 answer, billed by its size.
     fn twin_response(&self, twin: &impl serde::Serialize) -> Response {
         match serde_json::to_vec(twin) {
-            Ok(body) => json_bytes(StatusCode::OK, body),
+            Ok(body) => {
+                let messages = self.meter.meter().twin_read(body.len() as u64);
+                billed(json_bytes(StatusCode::OK, body), messages)
+            }
             Err(e) => self.error(HubError::new(500001, "ServerError", e.to_string())),
         }
+    }
+
+    /// Counts an answered hub request: its billed messages (0 unless the handler said
+    /// otherwise, so error answers cost nothing) and its body size.
+    fn meter_answer(&self, cat: OpCategory, response: Response) -> Response {
+        let messages = response.extensions().get::<Billed>().map_or(0, |b| b.0);
+        let bytes = response.body().size_hint().exact().unwrap_or(0);
+        self.meter.record(cat, self.clock.now(), messages, bytes);
+        response
     }
 
     fn error(&self, e: HubError) -> Response {
@@ -113,8 +158,12 @@ impl SimState {
         let auth = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let wall = jiff::Timestamp::now().as_second().max(0) as u64;
-        if let Err(failure) = self.auth.verify(auth, wall) {
+        // Tokens are judged by the earlier of the wall clock and the simulated clock, so
+        // clients signing on either (an SDK on the wall clock, an in-process client on a
+        // manual clock set in the past) are accepted; a token expired on both is not.
+        let now = jiff::Timestamp::now().min(self.clock.now());
+        let now = now.as_second().max(0) as u64;
+        if let Err(failure) = self.auth.verify(auth, now) {
             tracing::debug!(%failure, path, "request refused");
             let e = if auth.is_some_and(|a| a.trim_start().starts_with("Bearer ")) {
                 HubError::bearer_unauthorized(method, path)
@@ -130,6 +179,20 @@ impl SimState {
         if !self.chaos.admit(cat, self.clock.now()) {
             return Err(self.error(HubError::throttled()));
         }
+        if let Err(over) = self.meter.admit(cat, self.clock.now()) {
+            tracing::debug!(
+                path,
+                limit = over.limit,
+                used = over.used,
+                "daily quota used up"
+            );
+            return Err(self.error(HubError::quota_exceeded(
+                &self.hub_name,
+                over.limit,
+                over.used,
+                cat == OpCategory::Method,
+            )));
+        }
         let injection = self.chaos.roll();
         self.counters.count(Event::Injected(injection));
         match injection {
@@ -142,6 +205,20 @@ impl SimState {
             Injection::None => Ok(injection),
         }
     }
+}
+
+/// Billed messages of a successful answer, for [`SimState::meter_answer`].
+#[derive(Debug, Clone, Copy)]
+struct Billed(u64);
+
+fn billed(mut response: Response, messages: u64) -> Response {
+    response.extensions_mut().insert(Billed(messages));
+    response
+}
+
+/// The size of a method payload as serialized JSON (what IoT Hub bills a method by).
+fn payload_bytes(payload: &Value) -> u64 {
+    serde_json::to_vec(payload).map_or(0, |v| v.len() as u64)
 }
 
 /// Headers go out, then the connection is cut before the body.
@@ -225,7 +302,8 @@ async fn list_modules(
         return r;
     }
     match s.device_or_404(&device) {
-        Ok(dev) => Json(dev.module_identities()).into_response(),
+        // Identity-registry reads are not billed.
+        Ok(dev) => billed(Json(dev.module_identities()).into_response(), 0),
         Err(e) => s.error(e),
     }
 }
@@ -291,7 +369,7 @@ async fn invoke_module_method(
         }
         dev.invoke(&module, &req.method_name, &req.payload, s.clock.now())
     };
-    method_response(&s, outcome, timeout).await
+    method_response(&s, outcome, timeout, payload_bytes(&req.payload)).await
 }
 
 async fn invoke_device_method(
@@ -318,10 +396,22 @@ async fn invoke_device_method(
     s.error(HubError::device_not_online())
 }
 
-async fn method_response(s: &SimState, outcome: MethodOutcome, timeout: u64) -> Response {
+async fn method_response(
+    s: &SimState,
+    outcome: MethodOutcome,
+    timeout: u64,
+    request_payload_bytes: u64,
+) -> Response {
     match outcome {
         MethodOutcome::Answer { status, payload } => {
-            Json(json!({"status": status, "payload": payload})).into_response()
+            let messages = s
+                .meter
+                .meter()
+                .direct_method(request_payload_bytes, payload_bytes(&payload));
+            billed(
+                Json(json!({"status": status, "payload": payload})).into_response(),
+                messages,
+            )
         }
         MethodOutcome::NotOnline => s.error(HubError::device_not_online()),
         MethodOutcome::Timeout => {
@@ -416,7 +506,8 @@ async fn query_twins(
             )));
         }
     };
-    let parsed = match query::parse(&spec.query) {
+    let refusals = *s.refusals.lock().unwrap_or_else(|p| p.into_inner());
+    let parsed = match query::parse(&spec.query).and_then(|q| refusals.check(&q).map(|()| q)) {
         Ok(q) => q,
         Err(e) => {
             return s.error(HubError::argument_invalid(format!(
@@ -443,9 +534,16 @@ async fn query_twins(
         },
     };
     let (body, next) = run_query(&s, &parsed, after, size);
-    let mut r = json_bytes(StatusCode::OK, body);
+    let messages = s.meter.meter().query_page(body.len() as u64);
+    let mut r = billed(json_bytes(StatusCode::OK, body), messages);
+    // Whole twins are `twin`; projected objects are plain JSON (`raw`).
+    let item_type = if parsed.has_projection() {
+        "raw"
+    } else {
+        "twin"
+    };
     r.headers_mut()
-        .insert("x-ms-item-type", HeaderValue::from_static("twin"));
+        .insert("x-ms-item-type", HeaderValue::from_static(item_type));
     if let Some(token) = next
         && let Ok(v) = HeaderValue::from_str(&token.encode())
     {
@@ -495,7 +593,7 @@ fn run_query(
             }
         };
         for twin in twins {
-            if !q.filter.as_ref().is_none_or(|f| f.matches(twin)) {
+            if !q.matches(twin) {
                 continue;
             }
             if emitted == size {
@@ -504,7 +602,11 @@ fn run_query(
             if emitted > 0 {
                 out.push(b',');
             }
-            if serde_json::to_writer(&mut out, twin).is_err() {
+            let written = match q.project(twin) {
+                Some(fields) => serde_json::to_writer(&mut out, &fields),
+                None => serde_json::to_writer(&mut out, twin),
+            };
+            if written.is_err() {
                 continue;
             }
             emitted += 1;
@@ -549,8 +651,16 @@ async fn admin_status(State(s): State<Shared>) -> Response {
     .into_response()
 }
 
+/// `/_sim/counts`: the request counters, plus what the hub billed under `billing`.
 async fn admin_counts(State(s): State<Shared>) -> Response {
-    Json(s.counters.snapshot()).into_response()
+    let mut counts = serde_json::to_value(s.counters.snapshot()).unwrap_or_default();
+    if let Some(map) = counts.as_object_mut() {
+        map.insert(
+            "billing".into(),
+            serde_json::to_value(s.meter.snapshot(s.clock.now())).unwrap_or_default(),
+        );
+    }
+    Json(counts).into_response()
 }
 
 #[derive(Deserialize)]
@@ -635,6 +745,67 @@ async fn admin_set_throttle(State(s): State<Shared>, body: Bytes) -> Response {
 
 async fn admin_get_throttle(State(s): State<Shared>) -> Response {
     Json(s.chaos.quotas()).into_response()
+}
+
+/// `PUT /_sim/quota`: `{"dailyQuota": "s1:2" | 1000 | null, "fleetMessagesPerDeviceDay": 50}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct QuotaBody {
+    #[serde(default)]
+    daily_quota: Option<Value>,
+    #[serde(default)]
+    fleet_messages_per_device_day: u64,
+}
+
+fn quota_settings(body: &[u8]) -> Result<QuotaSettings, String> {
+    let req: QuotaBody = serde_json::from_slice(body).map_err(|e| {
+        format!("expected {{\"dailyQuota\": \"s1\", \"fleetMessagesPerDeviceDay\": 0}}: {e}")
+    })?;
+    let daily_quota = match &req.daily_quota {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(DailyQuota::parse(t)?),
+        Some(Value::Number(n)) => Some(DailyQuota::parse(&n.to_string())?),
+        Some(_) => return Err("dailyQuota must be a tier (\"s1:2\") or a number".into()),
+    };
+    Ok(QuotaSettings {
+        daily_quota,
+        fleet_messages_per_device_day: req.fleet_messages_per_device_day,
+    })
+}
+
+async fn admin_set_quota(State(s): State<Shared>, body: Bytes) -> Response {
+    s.counters.count(Event::Admin);
+    match quota_settings(&body) {
+        Ok(settings) => {
+            s.meter.set_settings(settings, s.clock.now());
+            admin_get_quota(State(s)).await
+        }
+        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn admin_get_quota(State(s): State<Shared>) -> Response {
+    let settings = s.meter.settings();
+    Json(json!({
+        "dailyQuota": settings.daily_quota.map(|q| q.messages),
+        "chunkBytes": s.meter.meter().chunk_bytes(),
+        "fleetMessagesPerDeviceDay": settings.fleet_messages_per_device_day,
+    }))
+    .into_response()
+}
+
+async fn admin_set_refusals(State(s): State<Shared>, body: Bytes) -> Response {
+    s.counters.count(Event::Admin);
+    let refusals: QueryRefusals = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, e),
+    };
+    *s.refusals.lock().unwrap_or_else(|p| p.into_inner()) = refusals;
+    Json(refusals).into_response()
+}
+
+async fn admin_get_refusals(State(s): State<Shared>) -> Response {
+    Json(*s.refusals.lock().unwrap_or_else(|p| p.into_inner())).into_response()
 }
 
 #[cfg(test)]

@@ -213,6 +213,45 @@ impl Section {
         changed
     }
 
+    /// The value at `path` below the section: the whole section (with `$metadata` and
+    /// `$version`) for an empty path, `$version`, `$metadata...`, or a property.
+    pub fn lookup(&self, path: &[String]) -> Option<Cow<'_, Value>> {
+        match path {
+            [] => serde_json::to_value(self).ok().map(Cow::Owned),
+            [v] if v == "$version" => Some(Cow::Owned(Value::from(self.version))),
+            [m, rest @ ..] if m == "$metadata" => self.metadata(rest).map(Cow::Owned),
+            _ => self.get(path),
+        }
+    }
+
+    /// The `$metadata` node at `path`, or one of its `$lastUpdated` /
+    /// `$lastUpdatedVersion` stamps.
+    fn metadata(&self, path: &[String]) -> Option<Value> {
+        let mut children: &[(Arc<str>, Node)] = &self.children;
+        let mut stamp = self.stamp;
+        for (i, key) in path.iter().enumerate() {
+            let last = i + 1 == path.len();
+            match key.as_str() {
+                "$lastUpdated" if last => return Some(Value::String(stamp.at_text())),
+                "$lastUpdatedVersion" if last && stamp.version > 0 => {
+                    return Some(Value::from(stamp.version));
+                }
+                _ => {}
+            }
+            match &children.iter().find(|(k, _)| **k == **key)?.1 {
+                Node::Leaf(_, s) => {
+                    children = &[];
+                    stamp = *s;
+                }
+                Node::Object(kids, s) => {
+                    children = kids;
+                    stamp = *s;
+                }
+            }
+        }
+        serde_json::to_value(MetaView(children, stamp)).ok()
+    }
+
     /// The value at `path` below the section root.
     fn get(&self, path: &[String]) -> Option<Cow<'_, Value>> {
         let (first, rest) = path.split_first()?;
@@ -305,49 +344,111 @@ impl TwinDoc {
         changed
     }
 
-    /// The value at a query path such as `tags.site`, `properties.reported.x` or `deviceId`;
-    /// `None` when the path does not exist (the query language's "undefined").
+    /// The canonical spelling of a top-level twin field, matched case-insensitively
+    /// (IoT Hub answers `SELECT DeviceId` with `deviceId`).
+    pub fn canonical_field(name: &str) -> Option<&'static str> {
+        TOP_LEVEL_FIELDS
+            .iter()
+            .copied()
+            .find(|f| f.eq_ignore_ascii_case(name))
+    }
+
+    /// The value at a query path such as `tags.site`, `properties.reported.x`,
+    /// `properties.reported.$metadata.x.$lastUpdated` or `deviceId`; `None` when the path
+    /// does not exist (the query language's "undefined").
     pub fn lookup(&self, path: &[String]) -> Option<Cow<'_, Value>> {
         let (head, rest) = path.split_first()?;
         let scalar = |v: Value| rest.is_empty().then_some(Cow::Owned(v));
-        match head.as_str() {
+        match Self::canonical_field(head)? {
             "deviceId" => scalar(Value::String(self.device_id.clone())),
             "moduleId" => scalar(Value::String(self.module_id.clone()?)),
             "etag" => scalar(Value::String(self.etag())),
-            "version" => scalar(Value::from(self.version)),
+            "deviceEtag" => scalar(Value::String(self.device_etag.clone())),
             "status" => scalar(Value::String("enabled".into())),
+            "statusUpdateTime" => scalar(Value::String(NEVER_Z.into())),
             "connectionState" => scalar(Value::String(self.connection_state.into())),
+            "lastActivityTime" => scalar(Value::String(self.last_activity_time.clone())),
+            "cloudToDeviceMessageCount" => scalar(Value::from(0)),
+            "authenticationType" => scalar(Value::String("sas".into())),
+            "modelId" => scalar(Value::String(String::new())),
+            "version" => scalar(Value::from(self.version)),
+            "x509Thumbprint" => walk_owned(
+                json!({"primaryThumbprint": null, "secondaryThumbprint": null}),
+                rest,
+            ),
             "tags" => walk(self.tags.as_ref()?, rest),
-            "capabilities" => match rest {
-                [k] if k == "iotEdge" => Some(Cow::Owned(Value::Bool(self.iot_edge?))),
-                _ => None,
-            },
+            "capabilities" => walk_owned(json!({"iotEdge": self.iot_edge?}), rest),
+            "deviceScope" => scalar(Value::String(self.device_scope.clone()?)),
+            "parentScopes" => {
+                self.device_scope.as_ref()?;
+                scalar(Value::Array(Vec::new()))
+            }
             "properties" => {
-                let (which, rest) = rest.split_first()?;
-                let section = match which.as_str() {
-                    "desired" => &self.desired,
-                    "reported" => &self.reported,
-                    _ => return None,
+                let Some((which, rest)) = rest.split_first() else {
+                    return serde_json::to_value(Properties {
+                        desired: &self.desired,
+                        reported: &self.reported,
+                    })
+                    .ok()
+                    .map(Cow::Owned);
                 };
-                if let [k] = rest
-                    && k == "$version"
-                {
-                    return Some(Cow::Owned(Value::from(section.version)));
-                }
-                section.get(rest)
+                let section = if which.eq_ignore_ascii_case("desired") {
+                    &self.desired
+                } else if which.eq_ignore_ascii_case("reported") {
+                    &self.reported
+                } else {
+                    return None;
+                };
+                section.lookup(rest)
             }
             _ => None,
         }
     }
 }
 
+/// The top-level fields of a twin document, as IoT Hub spells them.
+const TOP_LEVEL_FIELDS: &[&str] = &[
+    "deviceId",
+    "moduleId",
+    "etag",
+    "deviceEtag",
+    "status",
+    "statusUpdateTime",
+    "connectionState",
+    "lastActivityTime",
+    "cloudToDeviceMessageCount",
+    "authenticationType",
+    "x509Thumbprint",
+    "modelId",
+    "version",
+    "tags",
+    "properties",
+    "capabilities",
+    "deviceScope",
+    "parentScopes",
+];
+
+/// The value at `path` below `map`; the map itself for an empty path.
 fn walk<'a>(map: &'a Map<String, Value>, path: &[String]) -> Option<Cow<'a, Value>> {
-    let (first, rest) = path.split_first()?;
+    let Some((first, rest)) = path.split_first() else {
+        return Some(Cow::Owned(Value::Object(map.clone())));
+    };
     let mut current = map.get(first)?;
     for key in rest {
         current = current.as_object()?.get(key)?;
     }
     Some(Cow::Borrowed(current))
+}
+
+fn walk_owned(value: Value, path: &[String]) -> Option<Cow<'static, Value>> {
+    let mut current = value;
+    for key in path {
+        current = match current {
+            Value::Object(mut m) => m.remove(key)?,
+            _ => return None,
+        };
+    }
+    Some(Cow::Owned(current))
 }
 
 #[derive(serde::Serialize)]

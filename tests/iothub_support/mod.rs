@@ -280,6 +280,8 @@ pub struct RecordingObserver {
     pub finished: Mutex<Vec<(String, String)>>,
     pub throttled: AtomicUsize,
     pub retried: AtomicUsize,
+    /// `billed` reports: operation and messages.
+    pub billed: Mutex<Vec<(String, u64)>>,
 }
 
 impl edgewatch::iothub::RequestObserver for RecordingObserver {
@@ -300,6 +302,12 @@ impl edgewatch::iothub::RequestObserver for RecordingObserver {
     }
     fn retried(&self, _hub: &str, _operation: edgewatch::iothub::Operation) {
         self.retried.fetch_add(1, Ordering::SeqCst);
+    }
+    fn billed(&self, _hub: &str, operation: edgewatch::iothub::Operation, messages: u64) {
+        self.billed
+            .lock()
+            .unwrap()
+            .push((operation.as_str().to_owned(), messages));
     }
 }
 

@@ -68,6 +68,35 @@ def main():
     result["queryPages"] = pages
     result["queryItems"] = len(seen)
 
+    # A projection, as the cheap read path sends it. The SDK deserializes rows into its
+    # Twin model, so it keeps the twin fields it knows (deviceId, moduleId, version,
+    # connectionState) and drops the rest; `properties` is absent because not selected.
+    projection = QuerySpecification(
+        query="SELECT deviceId, moduleId, version, connectionState, "
+        "properties.reported.lastDesiredStatus AS status FROM devices.modules "
+        "WHERE moduleId = '$edgeAgent'"
+    )
+    rows = []
+    token = None
+    projection_pages = 0
+    while True:
+        page = manager.query_iot_hub(projection, token, 10)
+        projection_pages += 1
+        rows.extend(page.items)
+        token = page.continuation_token
+        if not token:
+            break
+        check(projection_pages < 1000, "projection paging terminates")
+    check(all(row.module_id == "$edgeAgent" for row in rows), "projected moduleId")
+    check(all(isinstance(row.version, int) for row in rows), "projected version")
+    check(all(row.properties is None for row in rows), "unselected properties are absent")
+    check(all(row.etag is None for row in rows), "unselected etag is absent")
+    result["projectionItems"] = len(rows)
+    result["projectionDevices"] = len({row.device_id for row in rows})
+    result["projectionPages"] = projection_pages
+    result["projectionType"] = page.type
+    result["projectionStates"] = sorted({row.connection_state for row in rows})
+
     ping = CloudToDeviceMethod(method_name="ping", payload={}, response_timeout_in_seconds=10)
     answer = manager.invoke_device_module_method(online, "$edgeAgent", ping)
     check(answer.status == 200, "ping of an online device answers 200")

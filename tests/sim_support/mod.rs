@@ -203,3 +203,81 @@ pub fn advance(handle: &SimHandle, secs: i64) {
         .advance(jiff::SignedDuration::from_secs(secs))
         .expect("manual clock advances");
 }
+
+/// edgewatch's own client for a simulator: no pacing (tests should not wait on quotas
+/// they do not test), quick retries, the simulator's clock (so "the quota resets at
+/// midnight" moves with the manual clock), and `observer` for the metrics hooks.
+pub fn edgewatch_client(
+    handle: &SimHandle,
+    page_size: u32,
+    observer: std::sync::Arc<dyn edgewatch::iothub::RequestObserver>,
+) -> edgewatch::iothub::IotHubClient {
+    use edgewatch::iothub::{
+        ClientConfig, ConnectionString, Credential, IotHubClient, RateLimit, RateLimits,
+        RetryPolicy,
+    };
+    let fast = RateLimit::per_second(std::num::NonZeroU32::new(10_000).unwrap());
+    let mut config = ClientConfig::new(handle.host_name());
+    config.endpoint = Some(handle.base_url());
+    config.extra_ca_pem = handle.ca_pem().map(|p| p.as_bytes().to_vec());
+    config.rate_limits = RateLimits {
+        twin_reads: fast,
+        queries: fast,
+        methods: fast,
+    };
+    config.retry = RetryPolicy {
+        max_attempts: 3,
+        base_delay: std::time::Duration::from_millis(1),
+        max_delay: std::time::Duration::from_millis(20),
+    };
+    config.page_size = page_size;
+    config.observer = observer;
+    config.clock = std::sync::Arc::new(handle.clock().clone());
+    let cs = ConnectionString::parse(&handle.connection_string()).unwrap();
+    IotHubClient::new(config, Credential::SharedAccessKey(cs)).unwrap()
+}
+
+/// Remembers every `billed` report of the client, per operation.
+#[derive(Debug, Default)]
+pub struct BillingObserver {
+    pub billed: std::sync::Mutex<Vec<(edgewatch::iothub::Operation, u64)>>,
+}
+
+impl BillingObserver {
+    /// Sum of the billed messages reported for `operation` (all operations when `None`).
+    pub fn total(&self, operation: Option<edgewatch::iothub::Operation>) -> u64 {
+        self.billed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(op, _)| operation.is_none_or(|o| o == *op))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// How many reports were made for `operation`.
+    pub fn reports(&self, operation: edgewatch::iothub::Operation) -> usize {
+        self.billed
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(op, _)| *op == operation)
+            .count()
+    }
+}
+
+impl edgewatch::iothub::RequestObserver for BillingObserver {
+    fn request_finished(
+        &self,
+        _: &str,
+        _: edgewatch::iothub::Operation,
+        _: &str,
+        _: std::time::Duration,
+    ) {
+    }
+    fn throttled(&self, _: &str, _: edgewatch::iothub::Operation) {}
+    fn retried(&self, _: &str, _: edgewatch::iothub::Operation) {}
+    fn billed(&self, _: &str, operation: edgewatch::iothub::Operation, messages: u64) {
+        self.billed.lock().unwrap().push((operation, messages));
+    }
+}
