@@ -121,6 +121,7 @@ pub async fn check(
         endpoint: args.hub_url.clone(),
         extra_ca_pem: args.ca_file.as_deref().map(read_ca).transpose()?,
         observer: Some(progress.clone() as Arc<dyn RequestObserver>),
+        ..HubClientTemplate::default()
     };
     let mut local = LocalWatch::new(watch, credentials, template);
     let result = local.reconcile(now).await;
