@@ -1053,7 +1053,7 @@ fn dashboard_queries(dashboard: &Value) -> Vec<(String, String)> {
         }
     }
     for variable in variables(dashboard).iter().filter(|v| v["type"] == "query") {
-        let query = variable["query"]["query"].as_str().unwrap();
+        let query = variable["query"].as_str().unwrap();
         let selector = query
             .strip_prefix("label_values(")
             .and_then(|rest| rest.rsplit_once(','))
