@@ -266,6 +266,20 @@ spec:
             .map_or(0, |v| v.parse().unwrap())
     }
 
+    /// Quota reconciles once none has run for two seconds: whatever the last trigger was
+    /// (a poke, the watch's own status write) has been reconciled.
+    async fn settled_quota_reconciles(&self) -> u64 {
+        let mut seen = self.quota_reconciles();
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = self.quota_reconciles();
+            if now == seen {
+                return now;
+            }
+            seen = now;
+        }
+    }
+
     /// The sum of `edgewatch_iothub_billed_messages_total`.
     fn billed(&self) -> u64 {
         self.metrics
@@ -370,7 +384,7 @@ async fn the_operator_stalls_on_the_quota_keeps_its_findings_and_resumes_after_m
 
     // Until midnight the hub hears nothing more, however often the watch is reconciled.
     let requests = rig.hub_requests();
-    let reconciles = rig.quota_reconciles();
+    let reconciles = rig.settled_quota_reconciles().await;
     rig.poke(2);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while rig.quota_reconciles() <= reconciles {
@@ -380,6 +394,7 @@ async fn the_operator_stalls_on_the_quota_keeps_its_findings_and_resumes_after_m
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    rig.settled_quota_reconciles().await;
     assert_eq!(
         rig.hub_requests(),
         requests,
@@ -387,8 +402,9 @@ async fn the_operator_stalls_on_the_quota_keeps_its_findings_and_resumes_after_m
     );
     assert_eq!(rig.status().as_ref(), Some(&stalled), "nothing rewritten");
 
-    // 23:59:55 → 00:00:05. Nobody touches the watch: the operator's own requeue, just
-    // after the reset, sweeps again and clears the stall.
+    // 23:59:55 → 00:00:05, with no reconcile pending (each requeue is at least the 10 s
+    // margin away). Nobody touches the watch: the operator's own requeue, just after the
+    // reset, sweeps again and clears the stall.
     rig.advance(10);
     let resumed = rig
         .wait_for_status("the resumption", Duration::from_secs(60), |s| {

@@ -663,30 +663,21 @@ impl Metrics {
         let Some(series) = watches.get_mut(&key) else {
             return;
         };
-        let gone: Vec<String> = series
-            .devices
-            .keys()
-            .filter(|device| !keep.contains(device.as_str()))
-            .cloned()
-            .collect();
-        for device in gone {
-            if let Some(modules) = series.devices.remove(&device) {
-                self.remove_device_series(&key, &device, &modules);
+        series.devices.retain(|device, modules| {
+            let stays = keep.contains(device.as_str());
+            if !stays {
+                self.remove_device_series(&key, device, modules);
             }
-        }
-        let gone_ready: Vec<String> = series
-            .ready_since
-            .keys()
-            .filter(|device| !keep.contains(device.as_str()))
-            .cloned()
-            .collect();
-        for device in gone_ready {
-            if let Some(ready) = series.ready_since.remove(&device) {
-                self.families()
-                    .device_ready_transition
-                    .remove(&ready_labels(&key, &device, &ready));
+            stays
+        });
+        let transitions = &self.families().device_ready_transition;
+        series.ready_since.retain(|device, ready| {
+            let stays = keep.contains(device.as_str());
+            if !stays {
+                transitions.remove(&ready_labels(&key, device, ready));
             }
-        }
+            stays
+        });
     }
 
     /// Removes every series of the watch (the `EdgeDeviceWatch` was deleted).
@@ -1197,47 +1188,28 @@ mod tests {
     fn a_device_ready_transition_is_dated_by_its_status_not_its_reason() {
         let m = Metrics::new(true);
         let name = "edgewatch_device_ready_last_transition_timestamp_seconds";
+        let publish = |status, reason, at| {
+            m.set_device_ready_transition("iot", "w", "gw", status, reason, at);
+            m.encode()
+        };
+        let series = |status: &str, reason: &str, since: Timestamp| {
+            format!(
+                r#"{name}{{namespace="iot",watch="w",device="gw",status="{status}",reason="{reason}"}} {}"#,
+                since.as_second()
+            )
+        };
         let noon = at("2026-03-01T12:00:00Z");
         let later = at("2026-03-01T12:10:00Z");
-        m.set_device_ready_transition(
-            "iot",
-            "w",
-            "gw",
-            ConditionStatus::False,
-            "ModuleFailed",
-            noon,
-        );
-        m.set_device_ready_transition(
-            "iot",
-            "w",
-            "gw",
-            ConditionStatus::False,
-            "DeviceNotOnline",
-            later,
-        );
-        let text = m.encode();
+        publish(ConditionStatus::False, "ModuleFailed", noon);
+        let text = publish(ConditionStatus::False, "DeviceNotOnline", later);
         assert_eq!(
             lines_of(&text, name),
-            [format!(
-                r#"{name}{{namespace="iot",watch="w",device="gw",status="False",reason="DeviceNotOnline"}} {}"#,
-                noon.as_second()
-            )]
+            [series("False", "DeviceNotOnline", noon)]
         );
-        m.set_device_ready_transition(
-            "iot",
-            "w",
-            "gw",
-            ConditionStatus::Unknown,
-            "PingFailed",
-            later,
-        );
-        let text = m.encode();
+        let text = publish(ConditionStatus::Unknown, "PingFailed", later);
         assert_eq!(
             lines_of(&text, name),
-            [format!(
-                r#"{name}{{namespace="iot",watch="w",device="gw",status="Unknown",reason="PingFailed"}} {}"#,
-                later.as_second()
-            )]
+            [series("Unknown", "PingFailed", later)]
         );
         m.forget_watch("iot", "w");
         assert!(lines_of(&m.encode(), name).is_empty());
