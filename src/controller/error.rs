@@ -4,10 +4,9 @@
 //! until a human acts: bad spec, missing Secret, refused credentials, unknown hub; or
 //! until the hub's daily message quota resets at 00:00 UTC), the watch is throttled (keep
 //! the last known device state and back off), or a transient failure (retry with backoff,
-//! keep the status). [`ReconcileError::stall_reason`] is the
-//! one place failures become `Stalled` reasons. Variants with a `#[source]` do not repeat
-//! its text; `crate::errors::chain` prints the whole chain. Messages never contain
-//! credentials.
+//! keep the status). [`ReconcileError::stall_reason`] is the one place failures become
+//! `Stalled` reasons. Variants with a `#[source]` do not repeat its text;
+//! `crate::errors::chain` prints the whole chain. Messages never contain credentials.
 
 use std::time::Duration;
 
