@@ -643,7 +643,7 @@ fn promql_name_extraction_sees_through_functions_labels_and_ranges() {
 }
 
 /// The sample names a running ops server really exports, from `/metrics` over HTTP, for a
-/// registry filled with one watch, one device and one module.
+/// registry filled with one watch, one device and one module (and every IoT Hub series).
 async fn exported_names(module_metrics: bool) -> BTreeSet<String> {
     let metrics = Metrics::new(module_metrics);
     let (ns, watch, device, hub) = ("iot", "plant-a", "gw-1", "plant-a.azure-devices.net");
@@ -677,6 +677,22 @@ async fn exported_names(module_metrics: bool) -> BTreeSet<String> {
     metrics.iothub_request(hub, "query", "throttled", Duration::from_millis(5));
     metrics.iothub_throttled(hub, "query");
     metrics.iothub_retried(hub, "query");
+    metrics.iothub_billed(hub, "query", 3);
+    let noon: jiff::Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
+    metrics.set_device_ready_transition(
+        ns,
+        watch,
+        device,
+        ConditionStatus::False,
+        "ModuleFailed",
+        noon,
+    );
+    metrics.set_watch_condition_transitions(
+        ns,
+        watch,
+        &[("Ready", ConditionStatus::False, "ModuleFailed", noon)],
+    );
+    metrics.set_watch_interval(ns, watch, Duration::from_secs(60));
 
     let server = OpsServer::start("127.0.0.1:0".parse().unwrap(), metrics, Readiness::new())
         .await
@@ -883,7 +899,10 @@ fn crd_schema_has_path(crd: &Value, path: &[&str]) -> bool {
 #[tokio::test]
 async fn kube_state_metrics_config_reads_fields_the_crd_has() {
     let docs = render(&["ci/all-features-values.yaml"], &[]);
-    let config_map = one(&docs, "ConfigMap");
+    let config_map = of_kind(&docs, "ConfigMap")
+        .into_iter()
+        .find(|c| c["data"].get("config.yaml").is_some())
+        .expect("the kube-state-metrics ConfigMap");
     let config: Value =
         serde_saphyr::from_str(config_map["data"]["config.yaml"].as_str().unwrap()).unwrap();
     assert_eq!(config["kind"], "CustomResourceStateMetrics");
@@ -991,4 +1010,248 @@ fn rendered_objects_only_use_fields_the_kubernetes_api_knows() {
             );
         }
     }
+}
+
+// --- Grafana dashboard -------------------------------------------------------------------
+
+const DASHBOARD: &str = "dashboards/edgewatch.json";
+const DATASOURCE_VARIABLE: &str = "${datasource}";
+
+fn dashboard_text() -> String {
+    std::fs::read_to_string(repo().join(CHART).join(DASHBOARD)).unwrap()
+}
+
+fn dashboard() -> Value {
+    serde_json::from_str(&dashboard_text()).expect("the dashboard is JSON")
+}
+
+/// Every panel, the panels of collapsed rows included.
+fn panels(dashboard: &Value) -> Vec<&Value> {
+    fn walk<'a>(list: &'a Value, out: &mut Vec<&'a Value>) {
+        for panel in list.as_array().into_iter().flatten() {
+            out.push(panel);
+            walk(&panel["panels"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out);
+    out
+}
+
+fn variables(dashboard: &Value) -> &Vec<Value> {
+    dashboard["templating"]["list"].as_array().unwrap()
+}
+
+/// `(where, PromQL)` for every expression the dashboard sends: each panel target's `expr`,
+/// and the series selector of each query variable's `label_values(<selector>, <label>)`.
+fn dashboard_queries(dashboard: &Value) -> Vec<(String, String)> {
+    let mut queries = Vec::new();
+    for panel in panels(dashboard) {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap_or_default();
+            queries.push((panel["title"].to_string(), expr.to_owned()));
+        }
+    }
+    for variable in variables(dashboard).iter().filter(|v| v["type"] == "query") {
+        let query = variable["query"].as_str().unwrap();
+        let selector = query
+            .strip_prefix("label_values(")
+            .and_then(|rest| rest.rsplit_once(','))
+            .map(|(selector, _label)| selector.trim())
+            .unwrap_or_else(|| panic!("${}: not label_values(...): {query}", variable["name"]));
+        queries.push((format!("${}", variable["name"]), selector.to_owned()));
+    }
+    queries
+}
+
+/// The anchors a Markdown file defines: `<a id="...">` and its headings, as GitHub
+/// spells them.
+fn markdown_anchors(text: &str) -> BTreeSet<String> {
+    let mut anchors = BTreeSet::new();
+    for line in text.lines() {
+        for part in line.split("<a id=\"").skip(1) {
+            anchors.insert(part.split('"').next().unwrap().to_owned());
+        }
+        if let Some(heading) = line.strip_prefix('#') {
+            let slug: String = heading
+                .trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect();
+            anchors.insert(slug);
+        }
+    }
+    anchors
+}
+
+#[test]
+fn every_dashboard_panel_has_a_title_and_the_datasource_variable() {
+    let dashboard = dashboard();
+    assert!(
+        dashboard["schemaVersion"].as_u64().unwrap() >= 37,
+        "Grafana 10+"
+    );
+    let datasource = &variables(&dashboard)[0];
+    assert_eq!(
+        (
+            &datasource["name"],
+            &datasource["type"],
+            &datasource["query"]
+        ),
+        (
+            &"datasource".into(),
+            &"datasource".into(),
+            &"prometheus".into()
+        )
+    );
+    for name in ["namespace", "watch", "hub"] {
+        let variable = variables(&dashboard)
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no ${name} variable"));
+        assert_eq!(
+            variable["datasource"]["uid"], DATASOURCE_VARIABLE,
+            "${name}"
+        );
+        assert_eq!(variable["includeAll"], true, "${name}");
+    }
+
+    let panels = panels(&dashboard);
+    let mut ids = BTreeSet::new();
+    for panel in &panels {
+        let title = panel["title"].as_str().unwrap_or_default();
+        assert!(!title.trim().is_empty(), "a panel without a title: {panel}");
+        assert!(
+            ids.insert(panel["id"].as_u64().unwrap()),
+            "{title}: id repeated"
+        );
+        assert_eq!(panel["datasource"]["uid"], DATASOURCE_VARIABLE, "{title}");
+        let grid = &panel["gridPos"];
+        assert!(
+            grid["x"].as_u64().unwrap() + grid["w"].as_u64().unwrap() <= 24,
+            "{title}"
+        );
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert!(
+            !panel["description"].as_str().unwrap_or_default().is_empty(),
+            "{title}: say what the panel shows"
+        );
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{title}");
+        for target in targets {
+            assert_eq!(target["datasource"]["uid"], DATASOURCE_VARIABLE, "{title}");
+        }
+    }
+    let titles: BTreeSet<&str> = panels.iter().filter_map(|p| p["title"].as_str()).collect();
+    for wanted in [
+        "Devices watched",
+        "Watches",
+        "Not-Ready devices by reason",
+        "Not-Ready devices",
+        "Device Ready transitions",
+        "Sweep duration against interval",
+        "IoT Hub calls by operation and result",
+        "Throttling (429) and retries",
+        "IoT Hub errors by kind",
+        "Billed messages per hub per day",
+        "Leader",
+        "Reconcile errors by kind",
+        "Operator restarts",
+    ] {
+        assert!(titles.contains(wanted), "no panel {wanted:?}: {titles:?}");
+    }
+
+    // Every runbook link lands on a section of the README.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let anchors = markdown_anchors(&readme);
+    let links = panels
+        .iter()
+        .flat_map(|p| p["links"].as_array().into_iter().flatten())
+        .chain(dashboard["links"].as_array().unwrap());
+    for link in links {
+        let url = link["url"].as_str().unwrap();
+        let anchor = url.rsplit_once("README.md#").map(|(_, a)| a).unwrap();
+        assert!(anchors.contains(anchor), "{url}: no such README section");
+    }
+}
+
+#[tokio::test]
+async fn every_dashboard_query_names_an_exported_metric() {
+    let dashboard = dashboard();
+    let queries = dashboard_queries(&dashboard);
+    assert!(queries.len() > 30, "{}", queries.len());
+    // It works without per-module series too (`operator.moduleMetrics: false`).
+    let exported = exported_names(false).await;
+    let mut unknown = Vec::new();
+    let mut used = BTreeSet::new();
+    for (place, expr) in &queries {
+        let names = metric_names(expr);
+        assert!(!names.is_empty(), "{place}: no metric in {expr:?}");
+        for name in names {
+            if !exported.contains(&name) {
+                unknown.push((place.clone(), name.clone()));
+            }
+            used.insert(name);
+        }
+    }
+    assert_eq!(unknown, Vec::<(String, String)>::new());
+    for name in [
+        "edgewatch_iothub_billed_messages_total",
+        "edgewatch_device_ready_last_transition_timestamp_seconds",
+        "edgewatch_watch_interval_seconds",
+        "edgewatch_process_start_time_seconds",
+        "edgewatch_leader",
+    ] {
+        assert!(used.contains(name), "{name} unused: {used:?}");
+    }
+    // The check is not vacuous: a misspelled name is caught.
+    let typo = metric_names("sum by (hub) (increase(edgewatch_iothub_billed_mesages_total[1d]))");
+    assert!(typo.iter().any(|name| !exported.contains(name)), "{typo:?}");
+}
+
+#[test]
+fn the_dashboard_configmap_carries_the_json_unchanged() {
+    let text = dashboard_text();
+    let dashboards = |docs: &[Value]| -> Vec<Value> {
+        of_kind(docs, "ConfigMap")
+            .into_iter()
+            .filter(|c| c["data"].get("edgewatch.json").is_some())
+            .cloned()
+            .collect()
+    };
+    assert!(dashboards(&render(&[], &[])).is_empty(), "off by default");
+
+    let docs = render(&[], &["grafanaDashboard.enabled=true"]);
+    let found = dashboards(&docs);
+    assert_eq!(found.len(), 1);
+    let map = &found[0];
+    assert_eq!(map["metadata"]["name"], "edgewatch-dashboard");
+    assert_eq!(map["metadata"]["namespace"], RELEASE_NAMESPACE);
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        map["metadata"]["labels"]["app.kubernetes.io/part-of"],
+        "edgewatch"
+    );
+    assert!(
+        map["data"]["edgewatch.json"].as_str() == Some(text.as_str()),
+        "the ConfigMap's dashboard differs from {DASHBOARD}"
+    );
+
+    let docs = render(&["ci/grafana-dashboard-values.yaml"], &[]);
+    let map = &dashboards(&docs)[0];
+    let labels = &map["metadata"]["labels"];
+    assert_eq!(labels["example.com/grafana-dashboard"], "edgewatch");
+    assert!(labels.get("grafana_dashboard").is_none(), "{labels}");
+    assert_eq!(labels["team"], "edge");
+    assert_eq!(map["metadata"]["namespace"], "monitoring");
+    assert_eq!(map["metadata"]["annotations"]["grafana_folder"], "Edge");
+    assert!(map["data"]["edgewatch.json"].as_str() == Some(text.as_str()));
 }

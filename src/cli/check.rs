@@ -2,7 +2,8 @@
 //! IoT Hub (or the simulator) from a laptop, cron job or CI pipeline, without Kubernetes.
 //!
 //! Exit codes: 0 Ready, 1 not Ready, 2 error (bad file, invalid spec, missing credential,
-//! refused credential, hub unreachable). Messages never contain the credential.
+//! refused credential, hub unreachable, the hub's daily message quota used up). Messages
+//! never contain the credential.
 
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 use crate::api::{EdgeDeviceWatch, EdgeDeviceWatchStatus};
+use crate::controller::error::reset_time;
 use crate::controller::{
     FieldError, GivenConnectionString, HubClientTemplate, InvalidSpec, LocalWatch, ReconcileError,
     WatchSettings,
@@ -67,6 +69,14 @@ pub enum CheckError {
         "IoT Hub {hub} did not answer: every request failed ({outcome}); check the host name, --hub-url, the network and --ca-file"
     )]
     HubUnreachable { hub: String, outcome: String },
+    #[error(
+        "IoT Hub {hub} has used up its daily message quota (403002 IotHubQuotaExceeded), so the watch could not be judged; the hub refuses twin reads, queries and direct methods until the quota resets at {} (00:00 UTC)",
+        reset_time(.resets_at.as_ref())
+    )]
+    DailyQuotaExceeded {
+        hub: String,
+        resets_at: Option<Timestamp>,
+    },
     #[error(transparent)]
     Reconcile(Box<ReconcileError>),
     #[error("cannot print the status: {0}")]
@@ -121,6 +131,7 @@ pub async fn check(
         endpoint: args.hub_url.clone(),
         extra_ca_pem: args.ca_file.as_deref().map(read_ca).transpose()?,
         observer: Some(progress.clone() as Arc<dyn RequestObserver>),
+        ..HubClientTemplate::default()
     };
     let mut local = LocalWatch::new(watch, credentials, template);
     let result = local.reconcile(now).await;
@@ -128,6 +139,9 @@ pub async fn check(
     result.map_err(|error| match error {
         ReconcileError::ConnectionStringNotGiven(_) => {
             CheckError::MissingConnectionString(variable.clone())
+        }
+        ReconcileError::DailyQuotaExceeded { hub, resets_at, .. } => {
+            CheckError::DailyQuotaExceeded { hub, resets_at }
         }
         error => CheckError::Reconcile(Box::new(error)),
     })?;

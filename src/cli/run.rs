@@ -188,6 +188,7 @@ fn hub_template(args: &RunArgs, metrics: &Metrics) -> anyhow::Result<HubClientTe
         endpoint: args.iothub_endpoint.clone(),
         extra_ca_pem,
         observer: Some(Arc::new(metrics.clone())),
+        ..HubClientTemplate::default()
     })
 }
 

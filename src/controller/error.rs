@@ -1,14 +1,16 @@
 //! Why a reconcile could not finish, and what each reason means for the status.
 //!
 //! Every failure maps to one of three outcomes: the watch is `Stalled` (it cannot progress
-//! until a human acts: bad spec, missing Secret, refused credentials, unknown hub), the
-//! watch is throttled (keep the last known device state and back off), or a transient
-//! failure (retry with backoff, keep the status). [`ReconcileError::stall_reason`] is the
-//! one place failures become `Stalled` reasons. Variants with a `#[source]` do not repeat
-//! its text; `crate::errors::chain` prints the whole chain. Messages never contain
-//! credentials.
+//! until a human acts: bad spec, missing Secret, refused credentials, unknown hub; or
+//! until the hub's daily message quota resets at 00:00 UTC), the watch is throttled (keep
+//! the last known device state and back off), or a transient failure (retry with backoff,
+//! keep the status). [`ReconcileError::stall_reason`] is the one place failures become
+//! `Stalled` reasons. Variants with a `#[source]` do not repeat its text;
+//! `crate::errors::chain` prints the whole chain. Messages never contain credentials.
 
 use std::time::Duration;
+
+use jiff::Timestamp;
 
 use crate::health::report::Reason;
 use crate::iothub::{ConfigError, ErrorKind, IotHubError};
@@ -58,10 +60,29 @@ pub enum ReconcileError {
     },
     #[error("IoT Hub is throttling requests")]
     Throttled(#[source] Box<IotHubError>),
+    /// 403002: the hub refuses billable calls until its quota resets. The hub's answer is
+    /// kept but not printed: its tracking id changes with every attempt, and the one line
+    /// says everything a person needs.
+    #[error(
+        "IoT Hub {hub} has used up its daily message quota (403002 IotHubQuotaExceeded): it refuses twin reads, queries and direct methods until the quota resets at {} (00:00 UTC); monitoring resumes then",
+        reset_time(.resets_at.as_ref())
+    )]
+    DailyQuotaExceeded {
+        hub: String,
+        /// The next 00:00 UTC by the client's clock (`None` only from scripted sweeps).
+        resets_at: Option<Timestamp>,
+        /// How long until then, as the client measured it when the hub refused.
+        resets_in: Option<Duration>,
+    },
     #[error("IoT Hub request failed")]
     IotHub(#[source] Box<IotHubError>),
     #[error("Kubernetes API request failed")]
     Kubernetes(#[source] Box<kube::Error>),
+}
+
+/// When a quota resets, as the messages say it.
+pub(crate) fn reset_time(resets_at: Option<&Timestamp>) -> String {
+    resets_at.map_or_else(|| "the next midnight".to_owned(), |at| at.to_string())
 }
 
 /// What is wrong with a connection string (never its value).
@@ -92,6 +113,11 @@ impl ReconcileError {
                 source: error,
             },
             ErrorKind::Throttled => ReconcileError::Throttled(error),
+            ErrorKind::DailyQuotaExceeded => ReconcileError::DailyQuotaExceeded {
+                hub: hub.to_owned(),
+                resets_at: error.quota_resets_at(),
+                resets_in: error.retry_after(),
+            },
             _ => ReconcileError::IotHub(error),
         }
     }
@@ -109,6 +135,7 @@ impl ReconcileError {
             ReconcileError::AuthenticationFailed(_)
             | ReconcileError::WorkloadIdentityUnavailable(_) => Some(Reason::AuthenticationFailed),
             ReconcileError::HubNotFound { .. } => Some(Reason::HubNotFound),
+            ReconcileError::DailyQuotaExceeded { .. } => Some(Reason::DailyQuotaExceeded),
             ReconcileError::Throttled(_)
             | ReconcileError::IotHub(_)
             | ReconcileError::Kubernetes(_) => None,
@@ -126,6 +153,7 @@ impl ReconcileError {
             Some(Reason::InvalidSpec) => "invalid_spec",
             Some(Reason::SecretNotFound) => "secret_not_found",
             Some(Reason::AuthenticationFailed) => "authentication_failed",
+            Some(Reason::DailyQuotaExceeded) => "daily_quota_exceeded",
             _ => match self {
                 ReconcileError::Throttled(_) => "throttled",
                 ReconcileError::Kubernetes(_) => "kubernetes",
@@ -138,6 +166,16 @@ impl ReconcileError {
     pub fn minimum_delay(&self) -> Option<Duration> {
         match self {
             ReconcileError::Throttled(error) => error.retry_after(),
+            ReconcileError::DailyQuotaExceeded { resets_in, .. } => *resets_in,
+            _ => None,
+        }
+    }
+
+    /// For a used-up daily quota: how long until it resets. Nothing is worth trying
+    /// before then, and everything is worth trying right after.
+    pub fn quota_resets_in(&self) -> Option<Duration> {
+        match self {
+            ReconcileError::DailyQuotaExceeded { resets_in, .. } => *resets_in,
             _ => None,
         }
     }
@@ -230,7 +268,49 @@ mod tests {
                 None,
                 "iothub",
             ),
+            (
+                ReconcileError::from_hub("h", quota_error()),
+                Some(Reason::DailyQuotaExceeded),
+                "daily_quota_exceeded",
+            ),
         ]
+    }
+
+    /// 403002 as the client reports it at 21:30 UTC: the quota resets at midnight.
+    fn quota_error() -> IotHubError {
+        IotHubError::from_response(
+            Operation::GetModuleTwin,
+            true,
+            403,
+            Some("IotHubQuotaExceeded"),
+            br#"{"Message":"ErrorCode:IotHubQuotaExceeded;Total number of messages on IotHub 'h' exceeded the allocated quota.","ExceptionMessage":"Tracking ID:t1-G:0-TimeStamp:03/01/2026 21:30:00"}"#,
+        )
+        .with_quota_reset(
+            "2026-03-02T00:00:00Z".parse().unwrap(),
+            "2026-03-01T21:30:00Z".parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_used_up_quota_waits_for_its_reset_and_says_so_in_one_line() {
+        let error = ReconcileError::from_hub("plant-a.azure-devices.net", quota_error());
+        assert_eq!(
+            error.quota_resets_in(),
+            Some(Duration::from_secs(2 * 3600 + 30 * 60))
+        );
+        assert_eq!(error.minimum_delay(), error.quota_resets_in());
+        assert!(!error.is_throttled());
+        assert_eq!(
+            chain(&error),
+            "IoT Hub plant-a.azure-devices.net has used up its daily message quota (403002 IotHubQuotaExceeded): it refuses twin reads, queries and direct methods until the quota resets at 2026-03-02T00:00:00Z (00:00 UTC); monitoring resumes then"
+        );
+        // Other failures do not wait for a reset.
+        let server = ReconcileError::from_hub("h", hub_error(ErrorKind::Server));
+        assert_eq!(server.quota_resets_in(), None);
+        // A scripted 403002 without a reset time still reads as a sentence.
+        let bare = ReconcileError::from_hub("h", hub_error(ErrorKind::DailyQuotaExceeded));
+        assert_eq!(bare.quota_resets_in(), None);
+        assert!(chain(&bare).contains("until the quota resets at the next midnight (00:00 UTC)"));
     }
 
     #[test]

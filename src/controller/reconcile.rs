@@ -30,13 +30,14 @@ pub async fn reconcile<S: Sweeper>(
     }
     let key = WatchKey::of(&watch, "");
     let started = Instant::now();
+    let now = (ctx.clock)();
     let secrets = KubernetesSecrets::new(ctx.client.clone());
     let pass = Pass {
         watch: &watch,
         key: &key,
         sweeper: &ctx.sweeper,
         credentials: &secrets,
-        now: (ctx.clock)(),
+        now,
         limits: &ctx.limits,
     };
     let state = ctx.take_state(&key, watch.status.as_ref());
@@ -45,6 +46,7 @@ pub async fn reconcile<S: Sweeper>(
         client: &ctx.client,
         recorder: &ctx.recorder,
         metrics: &ctx.metrics,
+        now,
     };
     let published = publisher.publish(&watch, &key, &decision).await;
     if published.is_err() {

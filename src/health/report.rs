@@ -104,6 +104,7 @@ pub enum Reason {
     SecretNotFound,
     AuthenticationFailed,
     HubNotFound,
+    DailyQuotaExceeded,
 }
 
 impl Reason {
@@ -143,6 +144,7 @@ impl Reason {
             Reason::SecretNotFound => "SecretNotFound",
             Reason::AuthenticationFailed => "AuthenticationFailed",
             Reason::HubNotFound => "HubNotFound",
+            Reason::DailyQuotaExceeded => "DailyQuotaExceeded",
         }
     }
 }

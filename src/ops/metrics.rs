@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
@@ -57,6 +58,24 @@ struct DeviceLabels {
     namespace: String,
     watch: String,
     device: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeviceReadyLabels {
+    namespace: String,
+    watch: String,
+    device: String,
+    status: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionReasonLabels {
+    namespace: String,
+    watch: String,
+    r#type: String,
+    status: String,
+    reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -132,16 +151,30 @@ impl WatchDeviceCounts {
     }
 }
 
+/// The `Ready` status and reason a device's transition series is published under, and
+/// since when that status holds (Unix seconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ReadySince {
+    status: ConditionStatus,
+    reason: String,
+    since: i64,
+}
+
 /// What the registry remembers about one watch so its series can be removed later
 /// (`prometheus-client` families cannot be filtered by a label). Every method holds the
 /// index lock while it touches a watch's series, so index and series always agree.
 #[derive(Default)]
 struct WatchSeries {
     condition_types: BTreeSet<String>,
+    /// condition type → the labels of its transition series.
+    condition_reasons: BTreeMap<String, ConditionReasonLabels>,
     error_kinds: BTreeSet<String>,
     has_counts: bool,
+    has_interval: bool,
     /// device id → module names with series.
     devices: BTreeMap<String, BTreeSet<String>>,
+    /// device id → its `Ready` transition series.
+    ready_since: BTreeMap<String, ReadySince>,
 }
 
 struct Families {
@@ -151,6 +184,9 @@ struct Families {
     device_ready: Family<DeviceLabels, Gauge>,
     module_running: Family<ModuleLabels, Gauge>,
     module_restarts: Family<ModuleLabels, Gauge>,
+    device_ready_transition: Family<DeviceReadyLabels, Gauge>,
+    watch_condition_transition: Family<ConditionReasonLabels, Gauge>,
+    watch_interval: Family<WatchLabels, Gauge>,
     reconcile_duration: Family<WatchLabels, Histogram, Buckets>,
     reconcile_errors: Family<ReconcileErrorLabels, Counter>,
     status_writes: Family<WatchLabels, Counter>,
@@ -158,7 +194,9 @@ struct Families {
     iothub_request_duration: Family<HubOperationLabels, Histogram, Buckets>,
     iothub_throttled: Family<HubOperationLabels, Counter>,
     iothub_retries: Family<HubOperationLabels, Counter>,
+    iothub_billed: Family<HubOperationLabels, Counter>,
     leader: Gauge,
+    process_start: Gauge,
 }
 
 impl Families {
@@ -170,6 +208,9 @@ impl Families {
             device_ready: Family::default(),
             module_running: Family::default(),
             module_restarts: Family::default(),
+            device_ready_transition: Family::default(),
+            watch_condition_transition: Family::default(),
+            watch_interval: Family::default(),
             reconcile_duration: Family::new_with_constructor(reconcile_buckets()),
             reconcile_errors: Family::default(),
             status_writes: Family::default(),
@@ -177,7 +218,9 @@ impl Families {
             iothub_request_duration: Family::new_with_constructor(iothub_buckets()),
             iothub_throttled: Family::default(),
             iothub_retries: Family::default(),
+            iothub_billed: Family::default(),
             leader: Gauge::default(),
+            process_start: Gauge::default(),
         }
     }
 
@@ -202,6 +245,24 @@ impl Families {
             "edgewatch_device_ready",
             "Whether the device is Ready: 1 True, 0 False, -1 Unknown",
             self.device_ready.clone(),
+        );
+        registry.register_with_unit(
+            "edgewatch_device_ready_last_transition_timestamp",
+            "When the device's Ready status last changed (Unix time), labelled with the status and reason it has now",
+            Unit::Seconds,
+            self.device_ready_transition.clone(),
+        );
+        registry.register_with_unit(
+            "edgewatch_watch_condition_last_transition_timestamp",
+            "lastTransitionTime of the watch condition (Unix time), labelled with its status and reason",
+            Unit::Seconds,
+            self.watch_condition_transition.clone(),
+        );
+        registry.register_with_unit(
+            "edgewatch_watch_interval",
+            "spec.interval of the watch: how often its devices are swept",
+            Unit::Seconds,
+            self.watch_interval.clone(),
         );
         if module_metrics {
             registry.register(
@@ -253,9 +314,20 @@ impl Families {
             self.iothub_retries.clone(),
         );
         registry.register(
+            "edgewatch_iothub_billed_messages",
+            "Messages of the IoT hub's daily quota that answered calls cost, by the standard-tier billing rules",
+            self.iothub_billed.clone(),
+        );
+        registry.register(
             "edgewatch_leader",
             "1 while this replica holds the leader Lease",
             self.leader.clone(),
+        );
+        registry.register_with_unit(
+            "edgewatch_process_start_time",
+            "When this operator process started (Unix time)",
+            Unit::Seconds,
+            self.process_start.clone(),
         );
     }
 }
@@ -327,6 +399,16 @@ fn hub_operation(hub: &str, operation: &str) -> HubOperationLabels {
     }
 }
 
+fn ready_labels(watch: &WatchLabels, device: &str, ready: &ReadySince) -> DeviceReadyLabels {
+    DeviceReadyLabels {
+        namespace: watch.namespace.clone(),
+        watch: watch.watch.clone(),
+        device: device.to_owned(),
+        status: ready.status.as_str().to_owned(),
+        reason: ready.reason.clone(),
+    }
+}
+
 /// The tri-state gauge value of `docs/metrics.md`: 1 True, 0 False, -1 Unknown.
 fn tri_state(status: ConditionStatus) -> i64 {
     match status {
@@ -346,6 +428,7 @@ impl Metrics {
     /// for fleets where devices × modules would be too many series).
     pub fn new(module_metrics: bool) -> Self {
         let families = Families::new();
+        families.process_start.set(Timestamp::now().as_second());
         let mut registry = Registry::default();
         families.register(&mut registry, module_metrics);
         Metrics {
@@ -400,6 +483,51 @@ impl Metrics {
         series.condition_types = current;
     }
 
+    /// Publishes each watch condition's `lastTransitionTime` under its current status and
+    /// reason (`edgewatch_watch_condition_last_transition_timestamp_seconds`), one series
+    /// per type; a type that is gone, or whose status or reason changed, loses its old
+    /// series.
+    pub fn set_watch_condition_transitions(
+        &self,
+        namespace: &str,
+        watch: &str,
+        conditions: &[(&str, ConditionStatus, &str, Timestamp)],
+    ) {
+        let key = watch_labels(namespace, watch);
+        let family = &self.families().watch_condition_transition;
+        let mut watches = self.watches();
+        let series = watches.entry(key.clone()).or_default();
+        let mut current = BTreeMap::new();
+        for (type_, status, reason, at) in conditions {
+            let labels = ConditionReasonLabels {
+                namespace: key.namespace.clone(),
+                watch: key.watch.clone(),
+                r#type: (*type_).to_owned(),
+                status: status.as_str().to_owned(),
+                reason: (*reason).to_owned(),
+            };
+            family.get_or_create(&labels).set(at.as_second());
+            current.insert((*type_).to_owned(), labels);
+        }
+        for (type_, labels) in &series.condition_reasons {
+            if current.get(type_) != Some(labels) {
+                family.remove(labels);
+            }
+        }
+        series.condition_reasons = current;
+    }
+
+    /// Publishes the watch's `spec.interval` (`edgewatch_watch_interval_seconds`).
+    pub fn set_watch_interval(&self, namespace: &str, watch: &str, interval: Duration) {
+        let key = watch_labels(namespace, watch);
+        let mut watches = self.watches();
+        self.families()
+            .watch_interval
+            .get_or_create(&key)
+            .set(saturating_i64(interval.as_secs()));
+        watches.entry(key).or_default().has_interval = true;
+    }
+
     /// Publishes the watch's device counts (`edgewatch_watch_devices`).
     pub fn set_watch_device_counts(&self, namespace: &str, watch: &str, counts: WatchDeviceCounts) {
         let key = watch_labels(namespace, watch);
@@ -445,6 +573,45 @@ impl Metrics {
             .devices
             .entry(device.to_owned())
             .or_default();
+    }
+
+    /// Publishes since when the device's `Ready` condition has its current status
+    /// (`edgewatch_device_ready_last_transition_timestamp_seconds`, labelled with status
+    /// and reason): `observed_at` when the status differs from the one published before
+    /// (or none was), otherwise the earlier time, kept while only the reason changes.
+    /// Devices carry no transition time in the status, so the time is that of the first
+    /// observation by this process: after a restart or a change of leader it starts again.
+    pub fn set_device_ready_transition(
+        &self,
+        namespace: &str,
+        watch: &str,
+        device: &str,
+        status: ConditionStatus,
+        reason: &str,
+        observed_at: Timestamp,
+    ) {
+        let key = watch_labels(namespace, watch);
+        let family = &self.families().device_ready_transition;
+        let mut watches = self.watches();
+        let known = watches.entry(key.clone()).or_default();
+        let since = match known.ready_since.get(device) {
+            Some(before) if before.status == status => before.since,
+            _ => observed_at.as_second(),
+        };
+        let now = ReadySince {
+            status,
+            reason: reason.to_owned(),
+            since,
+        };
+        if let Some(before) = known.ready_since.get(device)
+            && *before != now
+        {
+            family.remove(&ready_labels(&key, device, before));
+        }
+        family
+            .get_or_create(&ready_labels(&key, device, &now))
+            .set(since);
+        known.ready_since.insert(device.to_owned(), now);
     }
 
     /// Publishes one module's state; does nothing when per-module metrics are off.
@@ -495,17 +662,21 @@ impl Metrics {
         let Some(series) = watches.get_mut(&key) else {
             return;
         };
-        let gone: Vec<String> = series
-            .devices
-            .keys()
-            .filter(|device| !keep.contains(device.as_str()))
-            .cloned()
-            .collect();
-        for device in gone {
-            if let Some(modules) = series.devices.remove(&device) {
-                self.remove_device_series(&key, &device, &modules);
+        series.devices.retain(|device, modules| {
+            let stays = keep.contains(device.as_str());
+            if !stays {
+                self.remove_device_series(&key, device, modules);
             }
-        }
+            stays
+        });
+        let transitions = &self.families().device_ready_transition;
+        series.ready_since.retain(|device, ready| {
+            let stays = keep.contains(device.as_str());
+            if !stays {
+                transitions.remove(&ready_labels(&key, device, ready));
+            }
+            stays
+        });
     }
 
     /// Removes every series of the watch (the `EdgeDeviceWatch` was deleted).
@@ -539,10 +710,21 @@ impl Metrics {
                 error: error.clone(),
             });
         }
+        for labels in series.condition_reasons.values() {
+            families.watch_condition_transition.remove(labels);
+        }
+        if series.has_interval {
+            families.watch_interval.remove(&key);
+        }
         families.reconcile_duration.remove(&key);
         families.status_writes.remove(&key);
         for (device, modules) in &series.devices {
             self.remove_device_series(&key, device, modules);
+        }
+        for (device, ready) in &series.ready_since {
+            families
+                .device_ready_transition
+                .remove(&ready_labels(&key, device, ready));
         }
     }
 
@@ -637,6 +819,14 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts what one answered IoT Hub call cost of the hub's daily message quota.
+    pub fn iothub_billed(&self, hub: &str, operation: &str, messages: u64) {
+        self.families()
+            .iothub_billed
+            .get_or_create(&hub_operation(hub, operation))
+            .inc_by(messages);
+    }
+
     /// The registry in the OpenMetrics text format, ending with `# EOF`.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -660,6 +850,10 @@ impl RequestObserver for Metrics {
 
     fn retried(&self, hub: &str, operation: Operation) {
         self.iothub_retried(hub, operation.as_str());
+    }
+
+    fn billed(&self, hub: &str, operation: Operation, messages: u64) {
+        self.iothub_billed(hub, operation.as_str(), messages);
     }
 }
 
@@ -950,6 +1144,134 @@ mod tests {
         assert!(text.contains(&format!(
             r#"edgewatch_iothub_retries_total{{hub="{hub}",operation="get_module_twin"}} 1"#
         )));
+    }
+
+    #[test]
+    fn billed_messages_add_up_per_hub_and_operation() {
+        let m = Metrics::new(true);
+        let observer: &dyn RequestObserver = &m;
+        let hub = "h.azure-devices.net";
+        observer.billed(hub, Operation::GetModuleTwin, 3);
+        observer.billed(hub, Operation::GetModuleTwin, 1);
+        observer.billed(hub, Operation::InvokeMethod, 2);
+        observer.billed(hub, Operation::ListModules, 0);
+        let text = m.encode();
+        let series = |op: &str| {
+            value_of(
+                &text,
+                &format!(
+                    r#"edgewatch_iothub_billed_messages_total{{hub="{hub}",operation="{op}"}}"#
+                ),
+            )
+        };
+        assert_eq!(series("get_module_twin").as_deref(), Some("4"));
+        assert_eq!(series("invoke_method").as_deref(), Some("2"));
+        assert_eq!(series("list_modules").as_deref(), Some("0"));
+        assert_eq!(series("query"), None);
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn lines_of<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        let mut lines: Vec<&str> = sample_lines(text)
+            .into_iter()
+            .filter(|l| l.starts_with(name))
+            .collect();
+        lines.sort_unstable();
+        lines
+    }
+
+    #[test]
+    fn a_device_ready_transition_is_dated_by_its_status_not_its_reason() {
+        let m = Metrics::new(true);
+        let name = "edgewatch_device_ready_last_transition_timestamp_seconds";
+        let publish = |status, reason, at| {
+            m.set_device_ready_transition("iot", "w", "gw", status, reason, at);
+            m.encode()
+        };
+        let series = |status: &str, reason: &str, since: Timestamp| {
+            format!(
+                r#"{name}{{namespace="iot",watch="w",device="gw",status="{status}",reason="{reason}"}} {}"#,
+                since.as_second()
+            )
+        };
+        let noon = at("2026-03-01T12:00:00Z");
+        let later = at("2026-03-01T12:10:00Z");
+        publish(ConditionStatus::False, "ModuleFailed", noon);
+        let text = publish(ConditionStatus::False, "DeviceNotOnline", later);
+        assert_eq!(
+            lines_of(&text, name),
+            [series("False", "DeviceNotOnline", noon)]
+        );
+        let text = publish(ConditionStatus::Unknown, "PingFailed", later);
+        assert_eq!(
+            lines_of(&text, name),
+            [series("Unknown", "PingFailed", later)]
+        );
+        m.forget_watch("iot", "w");
+        assert!(lines_of(&m.encode(), name).is_empty());
+    }
+
+    #[test]
+    fn watch_condition_transitions_replace_their_series_when_the_reason_changes() {
+        let m = Metrics::new(true);
+        let name = "edgewatch_watch_condition_last_transition_timestamp_seconds";
+        let noon = at("2026-03-01T12:00:00Z");
+        m.set_watch_condition_transitions(
+            "iot",
+            "w",
+            &[
+                ("Ready", ConditionStatus::False, "DailyQuotaExceeded", noon),
+                ("Stalled", ConditionStatus::True, "DailyQuotaExceeded", noon),
+            ],
+        );
+        assert_eq!(lines_of(&m.encode(), name).len(), 2);
+        let later = at("2026-03-02T00:00:10Z");
+        m.set_watch_condition_transitions(
+            "iot",
+            "w",
+            &[("Ready", ConditionStatus::True, "Ready", later)],
+        );
+        let text = m.encode();
+        assert_eq!(
+            lines_of(&text, name),
+            [format!(
+                r#"{name}{{namespace="iot",watch="w",type="Ready",status="True",reason="Ready"}} {}"#,
+                later.as_second()
+            )]
+        );
+        m.set_watch_interval("iot", "w", Duration::from_secs(120));
+        assert_eq!(
+            value_of(
+                &m.encode(),
+                r#"edgewatch_watch_interval_seconds{namespace="iot",watch="w"}"#
+            )
+            .as_deref(),
+            Some("120")
+        );
+        m.forget_watch("iot", "w");
+        let text = m.encode();
+        assert!(lines_of(&text, name).is_empty(), "{text}");
+        assert!(
+            !text.contains("edgewatch_watch_interval_seconds{"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_process_start_time_is_exported() {
+        let before = Timestamp::now().as_second();
+        let text = Metrics::new(true).encode();
+        let start: i64 = value_of(&text, "edgewatch_process_start_time_seconds")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            start >= before && start <= Timestamp::now().as_second(),
+            "{start}"
+        );
     }
 
     #[test]

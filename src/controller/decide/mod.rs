@@ -56,7 +56,8 @@ pub(crate) struct Facts<'a> {
 /// When to look at the watch again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Requeue {
-    /// After this long (the interval, or what is left of it).
+    /// After this long (the interval, what is left of it, or until just after the hub's
+    /// daily quota resets).
     After(Duration),
     /// Only when the watch changes (suspended).
     AwaitChange,
@@ -189,11 +190,25 @@ fn failed(facts: &Facts<'_>, failure: SweepFailure, mut state: WatchState) -> De
     Decision {
         status,
         events,
-        requeue: Requeue::Retry {
-            at_least: error.minimum_delay(),
-        },
+        requeue: requeue_after(&error),
         state,
         outcome: Outcome::Failed(error),
+    }
+}
+
+/// How long after the hub's 00:00 UTC reset a watch stalled on the daily quota looks
+/// again: a clock a little ahead of the hub's must not ask before the hub has reset, or
+/// the refusal would block billable calls for another day.
+pub(crate) const QUOTA_RESET_MARGIN: Duration = Duration::from_secs(10);
+
+/// A used-up daily quota waits for its reset, not for a backoff that would be either a
+/// tight loop of refusals or a late start; every other failure backs off.
+fn requeue_after(error: &ReconcileError) -> Requeue {
+    match error.quota_resets_in() {
+        Some(wait) => Requeue::After(wait + QUOTA_RESET_MARGIN),
+        None => Requeue::Retry {
+            at_least: error.minimum_delay(),
+        },
     }
 }
 

@@ -252,3 +252,84 @@ fn a_transient_failure_leaves_the_status_alone() {
         Outcome::Failed(ReconcileError::IotHub(_))
     ));
 }
+
+#[test]
+fn a_used_up_quota_stalls_keeping_every_finding_and_looks_again_just_after_midnight() {
+    let before = decide(
+        &facts(None, "2026-01-01T21:00:00Z"),
+        swept(vec![healthy("a"), unreachable("b")]),
+        WatchState::default(),
+    );
+    let previous = before.status.unwrap();
+    let quota = || {
+        hub_error(ErrorKind::DailyQuotaExceeded)
+            .with_quota_reset(at("2026-01-02T00:00:00Z"), at("2026-01-01T21:30:00Z"))
+    };
+    let decision = decide(
+        &facts(Some(&previous), "2026-01-01T21:30:00Z"),
+        stall(ReconcileError::from_hub("h.azure-devices.net", quota())),
+        before.state,
+    );
+    let status = decision.status.clone().unwrap();
+    let stalled = status.condition("Stalled").unwrap();
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "DailyQuotaExceeded")
+    );
+    assert!(
+        stalled.message.contains(
+            "until the quota resets at 2026-01-02T00:00:00Z (00:00 UTC); monitoring resumes then"
+        ),
+        "{}",
+        stalled.message
+    );
+    let ready = status.condition("Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "DailyQuotaExceeded")
+    );
+    // Every earlier finding stays: devices, counts, the other conditions.
+    assert_eq!(status.devices, previous.devices);
+    assert_eq!(status.summary, previous.summary);
+    for type_ in ["Reachable", "ModulesHealthy", "InSync", "Fresh"] {
+        assert_eq!(
+            status.condition(type_),
+            previous.condition(type_),
+            "{type_}"
+        );
+    }
+    assert_eq!(decision.events.len(), 1);
+    assert_eq!(decision.events[0].reason, Reason::DailyQuotaExceeded);
+    // Back just after the reset: not a backoff, not a tight loop.
+    assert_eq!(
+        decision.requeue,
+        Requeue::After(Duration::from_secs(2 * 3600 + 30 * 60) + QUOTA_RESET_MARGIN)
+    );
+
+    // Refused again (locally, later that night): the same status, no second Event.
+    let again = decide(
+        &facts(Some(&status), "2026-01-01T23:59:00Z"),
+        stall(ReconcileError::from_hub(
+            "h.azure-devices.net",
+            hub_error(ErrorKind::DailyQuotaExceeded)
+                .with_quota_reset(at("2026-01-02T00:00:00Z"), at("2026-01-01T23:59:00Z")),
+        )),
+        decision.state,
+    );
+    assert_eq!(again.status.as_ref(), Some(&status));
+    assert!(again.events.is_empty());
+    assert_eq!(
+        again.requeue,
+        Requeue::After(Duration::from_secs(60) + QUOTA_RESET_MARGIN)
+    );
+
+    // After the reset a sweep clears the stall.
+    let resumed = decide(
+        &facts(Some(&status), "2026-01-02T00:00:10Z"),
+        swept(vec![healthy("a"), healthy("b")]),
+        again.state,
+    );
+    let status = resumed.status.unwrap();
+    assert!(status.condition("Stalled").is_none());
+    assert_eq!(status.condition("Ready").unwrap().status, "True");
+}

@@ -5,6 +5,7 @@ pub(crate) mod events;
 pub(crate) mod metrics;
 pub(crate) mod status;
 
+use jiff::Timestamp;
 use kube::runtime::events::Recorder;
 use kube::{Api, Client, Resource};
 
@@ -20,6 +21,8 @@ pub(crate) struct Publisher<'a> {
     pub client: &'a Client,
     pub recorder: &'a Recorder,
     pub metrics: &'a Metrics,
+    /// The instant the reconcile judged by (device transitions are dated by it).
+    pub now: Timestamp,
 }
 
 impl Publisher<'_> {
@@ -42,7 +45,9 @@ impl Publisher<'_> {
                 &key.namespace,
                 &key.name,
                 decision.state.reports.values(),
+                self.now,
             );
+            metrics::export_interval(self.metrics, &key.namespace, &key.name, &watch.spec);
         }
         self.announce(watch, key, &decision.events).await;
         written

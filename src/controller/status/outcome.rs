@@ -157,6 +157,10 @@ mod tests {
                 ),
                 "HubNotFound",
             ),
+            (
+                ReconcileError::from_hub("h", hub_error(ErrorKind::DailyQuotaExceeded)),
+                "DailyQuotaExceeded",
+            ),
         ];
         for (error, reason) in cases {
             let status =

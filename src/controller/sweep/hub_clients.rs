@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use crate::iothub::{
-    ClientConfig, Credential, IotHubClient, RequestObserver, WorkloadIdentityConfig,
+    ClientConfig, Clock, Credential, IotHubClient, RateLimits, RequestObserver,
+    WorkloadIdentityConfig,
 };
 
 use crate::controller::error::ReconcileError;
@@ -23,6 +24,11 @@ pub struct HubClientTemplate {
     pub extra_ca_pem: Option<Vec<u8>>,
     /// Where request metrics go.
     pub observer: Option<Arc<dyn RequestObserver>>,
+    /// The clock the client signs tokens and dates the daily quota's reset by (default:
+    /// the system clock; tests pass the simulator's).
+    pub clock: Option<Arc<dyn Clock>>,
+    /// Client-side pacing (default: below one S1 unit's quotas).
+    pub rate_limits: Option<RateLimits>,
 }
 
 impl HubClientTemplate {
@@ -32,6 +38,12 @@ impl HubClientTemplate {
         config.extra_ca_pem = self.extra_ca_pem.clone();
         if let Some(observer) = &self.observer {
             config.observer = Arc::clone(observer);
+        }
+        if let Some(clock) = &self.clock {
+            config.clock = Arc::clone(clock);
+        }
+        if let Some(limits) = self.rate_limits {
+            config.rate_limits = limits;
         }
         config
     }

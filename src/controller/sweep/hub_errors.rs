@@ -49,11 +49,15 @@ pub(crate) fn ping_error(error: &IotHubError) -> PingError {
 }
 
 /// Whether a failure of one device's call means the whole sweep cannot go on
-/// (credentials, hub, throttling) rather than something about that device.
+/// (credentials, hub, throttling, the daily quota) rather than something about that
+/// device.
 pub(crate) fn stops_the_sweep(error: &IotHubError) -> bool {
     matches!(
         error.kind(),
-        ErrorKind::Unauthorized | ErrorKind::HubNotFound | ErrorKind::Throttled
+        ErrorKind::Unauthorized
+            | ErrorKind::HubNotFound
+            | ErrorKind::Throttled
+            | ErrorKind::DailyQuotaExceeded
     )
 }
 
@@ -139,6 +143,7 @@ mod tests {
     fn only_hub_wide_failures_stop_a_sweep() {
         assert!(stops_the_sweep(&error(ErrorKind::Unauthorized)));
         assert!(stops_the_sweep(&error(ErrorKind::Throttled)));
+        assert!(stops_the_sweep(&error(ErrorKind::DailyQuotaExceeded)));
         assert!(!stops_the_sweep(&error(ErrorKind::ModuleNotFound)));
         assert!(!stops_the_sweep(&error(ErrorKind::DeviceNotOnline)));
     }
