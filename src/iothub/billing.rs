@@ -122,6 +122,27 @@ pub fn next_quota_reset(now: Timestamp) -> Timestamp {
     midnight.unwrap_or(Timestamp::MAX)
 }
 
+/// How long after our 00:00 UTC a 403002 is read as the hub's clock lagging ours rather
+/// than a new day's quota used up (which takes far more than minutes).
+pub const MIDNIGHT_SKEW_ALLOWANCE: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
+/// How soon to ask again after a 403002 at `now`: the next 00:00 UTC, except just after
+/// midnight by our clock, when the hub's clock may not have reached it yet — then a
+/// minute later, instead of blocking for a whole day because of a few seconds of skew.
+pub fn quota_refusal_lasts_until(now: Timestamp) -> Timestamp {
+    let midnight = now
+        .to_zoned(TimeZone::UTC)
+        .date()
+        .to_zoned(TimeZone::UTC)
+        .map(|z| z.timestamp());
+    match midnight {
+        Ok(midnight) if now.duration_since(midnight) < MIDNIGHT_SKEW_ALLOWANCE => now
+            .checked_add(jiff::SignedDuration::from_mins(1))
+            .unwrap_or(Timestamp::MAX),
+        _ => next_quota_reset(now),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +212,28 @@ mod tests {
         assert_eq!(m.charge(BilledOperation::Registry, 10_000, 10_000), 0);
         let odd = Meter::with_chunk_bytes(NonZeroU64::new(1000).unwrap());
         assert_eq!(odd.twin_read(2001), 3);
+    }
+
+    #[test]
+    fn a_refusal_just_after_our_midnight_is_retried_within_minutes() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        // The hub's clock may lag ours: at 00:00:10 by our clock it may still be 23:59.
+        assert_eq!(
+            quota_refusal_lasts_until(at("2026-03-02T00:00:10Z")),
+            at("2026-03-02T00:01:10Z")
+        );
+        assert_eq!(
+            quota_refusal_lasts_until(at("2026-03-02T00:04:59Z")),
+            at("2026-03-02T00:05:59Z")
+        );
+        // Later in the day it is a used-up quota: wait for the next midnight.
+        assert_eq!(
+            quota_refusal_lasts_until(at("2026-03-02T00:05:00Z")),
+            at("2026-03-03T00:00:00Z")
+        );
+        assert_eq!(
+            quota_refusal_lasts_until(at("2026-03-02T23:59:59Z")),
+            at("2026-03-03T00:00:00Z")
+        );
     }
 }

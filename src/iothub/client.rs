@@ -14,7 +14,7 @@ use reqwest::{Method, redirect};
 use serde::de::DeserializeOwned;
 
 use super::auth::{AuthContext, Authorizer, Credential, transport_error};
-use super::billing::{BilledOperation, Meter, next_quota_reset};
+use super::billing::{BilledOperation, Meter, quota_refusal_lasts_until};
 use super::config::{ClientConfig, Clock, RetryPolicy};
 use super::error::{ConfigError, ErrorKind, IotHubError};
 use super::observer::{Operation, RequestObserver};
@@ -393,7 +393,7 @@ impl IotHubClient {
         .with_retry_after(retry_after);
         if error.kind() == ErrorKind::DailyQuotaExceeded {
             let now = self.inner.clock.now();
-            return Err(error.with_quota_reset(next_quota_reset(now), now));
+            return Err(error.with_quota_reset(quota_refusal_lasts_until(now), now));
         }
         Err(error)
     }
